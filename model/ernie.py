@@ -1,0 +1,182 @@
+"""ERNIE 1.0 / 2.0: config, encoder model and pretraining heads, with the 2019 parameter names.
+
+Inputs (the readers produce them; B = batch, L = padded length, H = hidden size):
+    src_ids   int64   [B, L]   token ids (padding id 0)
+    sent_ids  int64   [B, L]   sentence (segment) ids
+    pos_ids   int64   [B, L]   positions 0..n-1
+    input_mask float32 [B, L]  1 for real tokens, 0 for padding
+    task_ids  int64   [B, L]   only used when the config says `use_task_id`
+Outputs of ErnieModel: sequence output [B, L, H] and pooled output [B, H] (tanh fc on [CLS]).
+"""
+import json
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from model.transformer_encoder import (TransformerEncoder, activation, named_layer_norm,
+                                       named_linear)
+from utils.errors import DataError
+
+REQUIRED_KEYS = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob",
+                 "hidden_size", "initializer_range", "max_position_embeddings",
+                 "num_attention_heads", "num_hidden_layers", "vocab_size")
+
+
+class ErnieConfig(dict):
+    """The `ernie_config.json` of ERNIE 1.0 (`type_vocab_size`) or 2.0 (`sent_type_vocab_size`,
+    `task_type_vocab_size`, `use_task_id`). Missing optional keys read as None."""
+
+    def __init__(self, path_or_dict, source=None):
+        if isinstance(path_or_dict, dict):
+            data, self.source = dict(path_or_dict), source or "<config dict>"
+        else:
+            self.source = str(path_or_dict)
+            try:
+                with open(path_or_dict, encoding="utf-8") as f:
+                    data = json.load(f)
+            except FileNotFoundError:
+                raise DataError("%s: ERNIE config file not found" % self.source)
+            except (ValueError, UnicodeDecodeError) as e:
+                raise DataError("%s: error in parsing Ernie model config file (%s)"
+                                % (self.source, str(e).splitlines()[0]))
+            if not isinstance(data, dict):
+                raise DataError("%s: error in parsing Ernie model config file (not a json object)"
+                                % self.source)
+        super().__init__(data)
+        self._validate()
+
+    def __getitem__(self, key):
+        return self.get(key)
+
+    def _validate(self):
+        for key in REQUIRED_KEYS:
+            if key not in self:
+                raise DataError("%s: required key '%s' is missing" % (self.source, key))
+        if not (self.get("sent_type_vocab_size") or self.get("type_vocab_size")):
+            raise DataError("%s: required key 'type_vocab_size' (or 'sent_type_vocab_size') is "
+                            "missing" % self.source)
+        if self.use_task_id and not self.get("task_type_vocab_size"):
+            raise DataError("%s: 'use_task_id' is set but 'task_type_vocab_size' is missing"
+                            % self.source)
+        ints = ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                "max_position_embeddings"]
+        for key in ints:
+            if not isinstance(self[key], int) or self[key] <= 0:
+                raise DataError("%s: '%s' must be a positive integer, got %r"
+                                % (self.source, key, self[key]))
+        if self["hidden_size"] % self["num_attention_heads"]:
+            raise DataError("%s: hidden_size %d is not divisible by num_attention_heads %d"
+                            % (self.source, self["hidden_size"], self["num_attention_heads"]))
+        if self["hidden_act"] not in ("relu", "gelu"):
+            raise DataError("%s: hidden_act must be 'relu' or 'gelu', got %r"
+                            % (self.source, self["hidden_act"]))
+
+    @property
+    def sent_types(self):
+        return self.get("sent_type_vocab_size") or self.get("type_vocab_size")
+
+    @property
+    def use_task_id(self):
+        return bool(self.get("use_task_id"))
+
+    def print_config(self):
+        for key in sorted(self):
+            print("%s: %s" % (key, self[key]))
+        print("-" * 48)
+
+
+def truncated_normal(cfg):
+    std = cfg["initializer_range"]
+    return nn.initializer.TruncatedNormal(mean=0.0, std=std, a=-2 * std, b=2 * std)
+
+
+def attention_bias(input_mask):
+    """[B, L] mask -> [B, 1, L, L] additive bias: 0 where query and key are both real tokens,
+    -10000 otherwise (the 2019 mask, which also masks padded queries)."""
+    m = paddle.unsqueeze(input_mask, -1)
+    bias = (paddle.matmul(m, m, transpose_y=True) - 1.0) * 10000.0
+    bias.stop_gradient = True
+    return paddle.unsqueeze(bias, 1)
+
+
+class ErnieModel(nn.Layer):
+    """Embeddings (word + position + sentence [+ task]) -> layer norm -> dropout -> encoder."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        hidden, init = cfg["hidden_size"], truncated_normal(cfg)
+        with paddle.utils.unique_name.guard():  # the 2019 names may exist in another model
+            self.word_emb = nn.Embedding(cfg["vocab_size"], hidden,
+                                         weight_attr=paddle.ParamAttr("word_embedding", init))
+            self.pos_emb = nn.Embedding(cfg["max_position_embeddings"], hidden,
+                                        weight_attr=paddle.ParamAttr("pos_embedding", init))
+            self.sent_emb = nn.Embedding(cfg.sent_types, hidden,
+                                         weight_attr=paddle.ParamAttr("sent_embedding", init))
+            self.task_emb = None
+            if cfg.use_task_id:
+                self.task_emb = nn.Embedding(cfg["task_type_vocab_size"], hidden,
+                                             weight_attr=paddle.ParamAttr("task_embedding", init))
+            self.pre_encoder_norm = named_layer_norm(hidden, "pre_encoder")
+            self.encoder = TransformerEncoder(cfg, init)
+            self.pooled_fc = named_linear(hidden, hidden, "pooled_fc", init)
+        self.dropout = cfg["hidden_dropout_prob"]
+
+    def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
+        emb = self.word_emb(src_ids) + self.pos_emb(pos_ids) + self.sent_emb(sent_ids)
+        if self.task_emb is not None:
+            emb = emb + self.task_emb(task_ids if task_ids is not None
+                                      else paddle.zeros_like(src_ids))
+        emb = F.dropout(self.pre_encoder_norm(emb), p=self.dropout, training=self.training)
+        seq_out = self.encoder(emb, attention_bias(input_mask))
+        pooled = paddle.tanh(self.pooled_fc(seq_out[:, 0]))
+        return seq_out, pooled
+
+
+class PretrainingHeads(nn.Layer):
+    """Masked LM over gathered positions and next-sentence prediction (ERNIE 1.0).
+
+    mask_pos int64 [M] are flat indices into the padded batch (row * L + col), as 2019.
+    Returns mlm logits [M, V] and next-sentence logits [B, 2].
+    """
+
+    def __init__(self, cfg, word_embedding, weight_sharing=True):
+        super().__init__()
+        hidden, init = cfg["hidden_size"], truncated_normal(cfg)
+        self.word_embedding = word_embedding if weight_sharing else None
+        self.act = activation(cfg["hidden_act"])
+        with paddle.utils.unique_name.guard():
+            self.trans_fc = named_linear(hidden, hidden, "mask_lm_trans_fc", init)
+            self.trans_norm = named_layer_norm(hidden, "mask_lm_trans")
+            if weight_sharing:
+                self.out_bias = self.create_parameter(
+                    [cfg["vocab_size"]], attr=paddle.ParamAttr(
+                        "mask_lm_out_fc.b_0", initializer=nn.initializer.Constant(0.0)),
+                    is_bias=True)
+            else:
+                self.out_fc = named_linear(hidden, cfg["vocab_size"], "mask_lm_out_fc", init)
+            self.next_sent_fc = named_linear(hidden, 2, "next_sent_fc", init)
+
+    def forward(self, seq_out, pooled, mask_pos):
+        hidden = seq_out.shape[-1]
+        picked = paddle.gather(paddle.reshape(seq_out, [-1, hidden]), mask_pos)
+        h = self.trans_norm(self.act(self.trans_fc(picked)))
+        if self.word_embedding is not None:
+            mlm_logits = paddle.matmul(h, self.word_embedding, transpose_y=True) + self.out_bias
+        else:
+            mlm_logits = self.out_fc(h)
+        return mlm_logits, self.next_sent_fc(pooled)
+
+
+class ErnieForPretraining(nn.Layer):
+    """ErnieModel + PretrainingHeads; forward returns (mlm logits [M, V], nsp logits [B, 2])."""
+
+    def __init__(self, cfg, weight_sharing=True):
+        super().__init__()
+        self.ernie = ErnieModel(cfg)
+        self.heads = PretrainingHeads(cfg, self.ernie.word_emb.weight, weight_sharing)
+
+    def forward(self, src_ids, sent_ids, pos_ids, input_mask, mask_pos, task_ids=None):
+        seq_out, pooled = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
+        return self.heads(seq_out, pooled, mask_pos)

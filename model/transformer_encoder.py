@@ -1,0 +1,101 @@
+"""The post-norm Transformer encoder of ERNIE 1.0/2.0, with the 2019 parameter names.
+
+Shapes: B = batch, L = padded sequence length, H = hidden size, N = heads, D = H / N.
+Every layer is `LN(x + Dropout(Sublayer(x)))` (the 2019 "dan" post-process), the FFN is
+4H wide with no dropout inside it, and layer norms use epsilon 1e-5 as Fluid did.
+"""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+LAYER_NORM_EPS = 1e-5
+
+
+def named_linear(in_dim, out_dim, name, init):
+    """fc with weight `<name>.w_0` [in, out] and bias `<name>.b_0`, as fluid's fc named them."""
+    return nn.Linear(in_dim, out_dim,
+                     weight_attr=paddle.ParamAttr(name=name + ".w_0", initializer=init),
+                     bias_attr=paddle.ParamAttr(name=name + ".b_0",
+                                                initializer=nn.initializer.Constant(0.0)))
+
+
+def named_layer_norm(dim, name):
+    """layer norm with `<name>_layer_norm_scale` (ones) and `<name>_layer_norm_bias` (zeros)."""
+    return nn.LayerNorm(dim, epsilon=LAYER_NORM_EPS,
+                        weight_attr=paddle.ParamAttr(name=name + "_layer_norm_scale",
+                                                     initializer=nn.initializer.Constant(1.0)),
+                        bias_attr=paddle.ParamAttr(name=name + "_layer_norm_bias",
+                                                   initializer=nn.initializer.Constant(0.0)))
+
+
+def activation(name):
+    if name == "relu":
+        return F.relu
+    if name == "gelu":
+        return lambda x: F.gelu(x, approximate=False)  # the exact erf form, as Fluid's gelu
+    raise ValueError("hidden_act must be relu or gelu, got %r" % name)
+
+
+class MultiHeadAttention(nn.Layer):
+    """Self-attention: [B, L, H] and an additive bias [B, 1, L, L] -> [B, L, H]."""
+
+    def __init__(self, hidden, n_head, attn_dropout, name, init):
+        super().__init__()
+        self.n_head = n_head
+        self.d_head = hidden // n_head
+        self.query_fc = named_linear(hidden, hidden, name + "_query_fc", init)
+        self.key_fc = named_linear(hidden, hidden, name + "_key_fc", init)
+        self.value_fc = named_linear(hidden, hidden, name + "_value_fc", init)
+        self.output_fc = named_linear(hidden, hidden, name + "_output_fc", init)
+        self.attn_dropout = attn_dropout
+
+    def _split_heads(self, x):
+        # [B, L, H] -> [B, N, L, D]; reshape with 0 keeps B and -1 infers L (both dynamic)
+        return paddle.transpose(paddle.reshape(x, [0, -1, self.n_head, self.d_head]), [0, 2, 1, 3])
+
+    def forward(self, x, attn_bias):
+        q = self._split_heads(self.query_fc(x)) * (self.d_head ** -0.5)
+        k = self._split_heads(self.key_fc(x))
+        v = self._split_heads(self.value_fc(x))
+        weights = F.softmax(paddle.matmul(q, k, transpose_y=True) + attn_bias)
+        weights = F.dropout(weights, p=self.attn_dropout, training=self.training)
+        ctx = paddle.transpose(paddle.matmul(weights, v), [0, 2, 1, 3])
+        return self.output_fc(paddle.reshape(ctx, [0, -1, self.n_head * self.d_head]))
+
+
+class EncoderLayer(nn.Layer):
+    """One post-norm layer `encoder_layer_<i>`: attention then FFN, [B, L, H] -> [B, L, H]."""
+
+    def __init__(self, cfg, i, init):
+        super().__init__()
+        name = "encoder_layer_%d" % i
+        hidden = cfg["hidden_size"]
+        self.attention = MultiHeadAttention(hidden, cfg["num_attention_heads"],
+                                            cfg["attention_probs_dropout_prob"],
+                                            name + "_multi_head_att", init)
+        self.post_att_norm = named_layer_norm(hidden, name + "_post_att")
+        self.ffn_fc_0 = named_linear(hidden, 4 * hidden, name + "_ffn_fc_0", init)
+        self.ffn_fc_1 = named_linear(4 * hidden, hidden, name + "_ffn_fc_1", init)
+        self.post_ffn_norm = named_layer_norm(hidden, name + "_post_ffn")
+        self.act = activation(cfg["hidden_act"])
+        self.dropout = cfg["hidden_dropout_prob"]
+
+    def forward(self, x, attn_bias):
+        att = self.attention(x, attn_bias)
+        x = self.post_att_norm(x + F.dropout(att, p=self.dropout, training=self.training))
+        ffn = self.ffn_fc_1(self.act(self.ffn_fc_0(x)))
+        return self.post_ffn_norm(x + F.dropout(ffn, p=self.dropout, training=self.training))
+
+
+class TransformerEncoder(nn.Layer):
+    """`num_hidden_layers` EncoderLayers; returns the top layer's output [B, L, H]."""
+
+    def __init__(self, cfg, init):
+        super().__init__()
+        self.layers = nn.LayerList([EncoderLayer(cfg, i, init)
+                                    for i in range(cfg["num_hidden_layers"])])
+
+    def forward(self, x, attn_bias):
+        for layer in self.layers:
+            x = layer(x, attn_bias)
+        return x

@@ -1,0 +1,120 @@
+"""Batch prediction with a fine-tuned classifier, through an exported inference program.
+
+    python predict_classifier.py --init_checkpoint checkpoints/step_N \
+        --ernie_config_path ernie_config.json --vocab_path vocab.txt \
+        --predict_set test.tsv --num_labels 2 [--label_map_config label_map.json] \
+        [--output_file predictions.tsv]
+
+The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model
+(model.json, model.pdiparams and the label map) and run with Paddle Inference.
+"""
+import argparse
+import os
+import shutil
+
+import numpy as np
+
+from utils.errors import UsageError, run_cli
+
+from finetune.classifier import ClassifierPredictor, ErnieClassifier
+from model.ernie import ErnieConfig
+from reader.task_reader import ClassifyReader
+from utils.args import ArgumentGroup, print_arguments
+from utils.checkpoint import init_checkpoint
+from utils.fileio import atomic_write_text
+from utils.inference import Predictor, export, run_in_length_order
+from utils.trainer import check_files, check_positive, encoder_input_spec
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    model_g = ArgumentGroup(parser, "model", "model config and parameters.")
+    model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
+    model_g.add_arg("init_checkpoint", str, None, "Fine-tuned checkpoint to predict with.")
+    model_g.add_arg("save_inference_model_path", str, "inference_model",
+                    "Where the exported inference program is written.")
+    model_g.add_arg("use_fp16", bool, False, "(accepted) fp16 inference on GPU.")
+    model_g.add_arg("num_labels", int, 2, "Number of classes.")
+    model_g.add_arg("is_regression", bool, False, "(ours) The checkpoint is a regression model.")
+    model_g.add_arg("ernie_version", str, "1.0", "1.0 or 2.0 (2.0 feeds task ids).",
+                    choices=["1.0", "2.0"])
+    data_g = ArgumentGroup(parser, "data", "input and output.")
+    data_g.add_arg("predict_set", str, None, "TSV with a header: text_a [, text_b].")
+    data_g.add_arg("vocab_path", str, None, "vocab.txt of the model.")
+    data_g.add_arg("label_map_config", str, None, "json mapping label names to ids.")
+    data_g.add_arg("max_seq_len", int, 128, "Longest input in tokens.")
+    data_g.add_arg("batch_size", int, 32, "Examples per batch.")
+    data_g.add_arg("do_lower_case", bool, True, "Lower-case and strip accents.")
+    data_g.add_arg("for_cn", bool, True, "(ours) Chinese data: remove spaces; false for English.")
+    data_g.add_arg("tokenizer", str, "FullTokenizer", "Tokenizer name.")
+    data_g.add_arg("sentence_piece_model", str, None, "(ours) SentencePiece model file.")
+    data_g.add_arg("task_id", int, 0, "Task id fed with --ernie_version 2.0.")
+    data_g.add_arg("output_file", str, None,
+                   "(ours) Also write one TSV line per input: probabilities, then the label.")
+    run_g = ArgumentGroup(parser, "run_type", "where to run.")
+    run_g.add_arg("use_cuda", bool, True, "Run on GPU.")
+    run_g.add_arg("do_prediction", bool, True, "Predict.")
+    run_g.add_arg("cpu_threads", int, None, "(ours) CPU threads (default: all cores).")
+    return parser
+
+
+def export_checkpoint(args, config):
+    """Checkpoint -> <save_inference_model_path>/<name>_inference_model/model.*"""
+    name = os.path.basename(os.path.normpath(args.init_checkpoint))
+    out_dir = os.path.join(args.save_inference_model_path, name + "_inference_model")
+    model = ErnieClassifier(config, args.num_labels, args.is_regression)
+    init_checkpoint(model, args.init_checkpoint)
+    prefix = export(ClassifierPredictor(model), os.path.join(out_dir, "model"),
+                    encoder_input_spec())
+    if args.label_map_config:
+        shutil.copyfile(args.label_map_config, os.path.join(out_dir, "label_map.json"))
+    print("save inference model to %s" % out_dir)
+    return prefix
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    print_arguments(args)
+    for name in ("init_checkpoint", "ernie_config_path", "vocab_path", "predict_set"):
+        if not getattr(args, name):
+            raise UsageError("--%s is required" % name)
+    check_files(args, "init_checkpoint", "ernie_config_path", "vocab_path", "predict_set",
+                "label_map_config", "sentence_piece_model")
+    check_positive(args, "batch_size", "max_seq_len", "num_labels", "cpu_threads")
+    if not args.do_prediction:
+        return 0
+    config = ErnieConfig(args.ernie_config_path)
+    reader = ClassifyReader(
+        args.vocab_path, label_map_config=args.label_map_config, max_seq_len=args.max_seq_len,
+        do_lower_case=args.do_lower_case, is_inference=True, tokenizer=args.tokenizer,
+        for_cn=args.for_cn, is_classify=not args.is_regression,
+        is_regression=args.is_regression,
+        task_id=args.task_id if args.ernie_version == "2.0" else 0,
+        sp_model=args.sentence_piece_model)
+    records = reader.records(args.predict_set)
+
+    prefix = export_checkpoint(args, config)
+    print("load inference model from %s" % os.path.dirname(prefix))
+    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
+    probs = run_in_length_order(predictor, records, args.batch_size, reader.pad_batch,
+                                lambda outputs, feed: list(outputs[0]))
+    probs = np.stack(probs)
+
+    print("-------------- prediction results --------------")
+    with np.printoptions(precision=4, suppress=True):
+        for i, row in enumerate(probs):
+            print("example_index:%d\t%s" % (i, row))
+    if args.output_file:
+        names = {v: k for k, v in (reader.label_map or {}).items()}
+        lines = []
+        for row in probs:
+            label = row[0] if args.is_regression else names.get(int(row.argmax()),
+                                                                 int(row.argmax()))
+            lines.append("\t".join(["%.8g" % p for p in row] + [str(label)]))
+        atomic_write_text(args.output_file, "\n".join(lines) + "\n")
+        print("predictions written to %s" % args.output_file)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

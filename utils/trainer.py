@@ -1,0 +1,157 @@
+"""The one training loop behind run_classifier.py, run_sequence_labeling.py, run_mrc.py and
+train.py, plus the runtime setup they share (threads, seeds, trainers, static graphs).
+
+A task hands the loop three things: `loss_and_stats(batch) -> (loss tensor, {name: tensor})`,
+a function that formats the train log line, and an optional `validate(steps)` callback.
+"""
+import math
+import os
+import time
+
+import numpy as np
+import paddle
+from paddle.static import InputSpec
+
+from utils.checkpoint import save_checkpoint
+from utils.errors import DataError, UsageError
+
+
+class Runtime(object):
+    """Where this process runs: trainer id, number of trainers, and whether it logs/saves."""
+
+    def __init__(self, use_cuda=False):
+        if use_cuda and not paddle.device.is_compiled_with_cuda():
+            print("WARNING: --use_cuda true, but this PaddlePaddle has no CUDA; running on CPU.")
+            use_cuda = False
+        self.num_trainers = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+        self.trainer_id = int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+        if use_cuda:
+            paddle.set_device("gpu:%s" % os.environ.get("FLAGS_selected_gpus", "0").split(",")[0])
+        else:
+            paddle.set_device("cpu")
+        if self.num_trainers > 1:
+            paddle.distributed.init_parallel_env()
+        self.is_main = self.trainer_id == 0
+
+    def wrap(self, model):
+        """DataParallel over all trainers (NCCL on GPUs, gloo on CPUs) when there are several."""
+        return paddle.DataParallel(model) if self.num_trainers > 1 else model
+
+
+def set_seed(seed):
+    if seed is not None:
+        paddle.seed(seed)
+        np.random.seed(seed)
+
+
+def encoder_input_spec(extra=()):
+    """[B, L] inputs with both dimensions dynamic, so one static program serves every batch."""
+    names = ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids") + tuple(extra)
+    return [InputSpec([None, None], "float32" if n == "input_mask" else "int64", name=n)
+            for n in names]
+
+
+def compile_model(model, use_static, input_spec=None):
+    """The model's forward as a static graph (paddle.jit.to_static), or eager for debugging."""
+    if not use_static:
+        return model
+    return paddle.jit.to_static(model, input_spec=input_spec or encoder_input_spec(),
+                                full_graph=True)
+
+
+class Window(object):
+    """Running means of the loss and statistics over the steps since the last log line."""
+
+    def __init__(self):
+        self.sums, self.count, self.start = {}, 0, time.time()
+
+    def add(self, values):
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.count += 1
+
+    def flush(self):
+        means = {k: v / max(1, self.count) for k, v in self.sums.items()}
+        speed = self.count / max(1e-9, time.time() - self.start)
+        self.sums, self.count, self.start = {}, 0, time.time()
+        return means, speed
+
+
+def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log_line,
+               validate=None, epoch_of=None):
+    """Run optimisation over `batches`; returns the number of steps taken.
+
+    Every `--skip_steps` prints `log_line(steps, means, speed)` (means over the window);
+    every `--save_steps` saves `<checkpoints>/step_N`; every `--validation_steps`, and when
+    `epoch_of()` moves to a new epoch, calls `validate(steps)`. A final checkpoint is saved.
+    A non-finite loss stops the run before anything is saved from it.
+    """
+    steps, window, last_ckpt = 0, Window(), None
+    epoch_seen = epoch_of() if epoch_of else None
+    batches = iter(batches)
+    batch = next(batches, None)
+    while batch is not None:
+        loss, stats = loss_and_stats(batch)
+        loss_value = float(loss)
+        if not math.isfinite(loss_value):
+            raise DataError("training loss is %s at step %d; last good checkpoint: %s"
+                            % (loss_value, steps + 1, last_ckpt or "none saved yet"))
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        if not isinstance(lr, float):
+            lr.step()
+        steps += 1
+        window.add(dict(stats, loss=loss_value))
+        if steps % args.skip_steps == 0:
+            means, speed = window.flush()
+            if runtime.is_main:
+                if args.verbose:
+                    print("learning rate: %f" % optimizer.get_lr())
+                print(log_line(steps, means, speed), flush=True)
+        if steps % args.save_steps == 0 and runtime.is_main:
+            last_ckpt = save_checkpoint(model, optimizer, os.path.join(args.checkpoints,
+                                                                       "step_%d" % steps))
+        # look one batch ahead: fetching it tells whether this step ended an epoch
+        batch = next(batches, None)
+        epoch_ended = (epoch_of is not None and batch is not None and epoch_of() != epoch_seen)
+        if validate is not None and (steps % args.validation_steps == 0 or epoch_ended):
+            validate(steps)
+        if epoch_of is not None:
+            epoch_seen = epoch_of()
+    if runtime.is_main and steps:
+        save_checkpoint(model, optimizer, os.path.join(args.checkpoints, "step_%d" % steps))
+    return steps
+
+
+def check_positive(args, *names):
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError("--%s must be positive, got %s" % (name, value))
+
+
+def check_files(args, *names):
+    """Each named flag that is set must point at an existing path (comma lists allowed)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if not value:
+            continue
+        for path in str(value).split(","):
+            if not os.path.exists(path):
+                raise UsageError("--%s: %s does not exist" % (name, path))
+
+
+def init_model_params(model, args, training):
+    """--init_checkpoint (everything present) wins over --init_pretraining_params (encoder
+    only); evaluation-only runs need a checkpoint, as in 2019."""
+    from utils.checkpoint import init_checkpoint, init_pretraining_params
+    if args.init_checkpoint and args.init_pretraining_params:
+        print("WARNING: args 'init_checkpoint' and 'init_pretraining_params' both are set! "
+              "Only arg 'init_checkpoint' is made valid.")
+    if args.init_checkpoint:
+        init_checkpoint(model, args.init_checkpoint)
+    elif args.init_pretraining_params and training:
+        init_pretraining_params(model, args.init_pretraining_params)
+    elif not training:
+        raise UsageError("--init_checkpoint is required when only evaluating or predicting")
