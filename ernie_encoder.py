@@ -65,7 +65,7 @@ def main(argv):
     init_pretraining_params(model, args.init_pretraining_params)
     os.makedirs(args.output_dir, exist_ok=True)
     prefix = export(model, os.path.join(args.output_dir, "inference_model", "encoder"),
-                    encoder_input_spec())
+                    encoder_input_spec(config))
     predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
 
     def per_example(outputs, feed):

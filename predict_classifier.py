@@ -65,7 +65,7 @@ def export_checkpoint(args, config):
     model = ErnieClassifier(config, args.num_labels, args.is_regression)
     init_checkpoint(model, args.init_checkpoint)
     prefix = export(ClassifierPredictor(model), os.path.join(out_dir, "model"),
-                    encoder_input_spec())
+                    encoder_input_spec(config))
     if args.label_map_config:
         shutil.copyfile(args.label_map_config, os.path.join(out_dir, "label_map.json"))
     print("save inference model to %s" % out_dir)

@@ -6,7 +6,7 @@
 """
 import os
 
-from utils.errors import UsageError, run_cli
+from utils.errors import DataError, UsageError, run_cli
 
 from finetune import classifier
 from model.ernie import ErnieConfig
@@ -69,9 +69,17 @@ def main(argv):
                          % (args.label_map_config, max(reader.label_map.values()),
                             args.num_labels))
 
+    # read (and check) every input file before any work starts; records are cached
+    for flag, paths in (("train_set", args.train_set if args.do_train else None),
+                        ("dev_set", args.dev_set if args.do_val else None),
+                        ("test_set", args.test_set if args.do_test else None)):
+        for path in (paths.split(",") if paths else []):
+            if not reader.records(path):
+                raise DataError("%s: no examples after the header line (--%s)" % (path, flag))
+
     model = classifier.ErnieClassifier(config, args.num_labels, args.is_regression)
     init_model_params(model, args, training=args.do_train)
-    forward = compile_model(model, args.to_static)
+    forward = compile_model(model, config, args.to_static)
     predict_batch_size = args.predict_batch_size or args.batch_size
     state = {"epoch": 0, "steps": 0}
 

@@ -13,15 +13,14 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from finetune.metrics import classification_metrics, format_eval_line
-from model.ernie import ErnieModel, truncated_normal
+from model.ernie import ErnieModel, encoder_input_names, truncated_normal
 from utils.fileio import atomic_write_text
 
-ENCODER_INPUTS = ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids")
 
 
-def encoder_feed(batch):
+def encoder_feed(model, batch):
     """The model's positional inputs, as tensors, from a reader batch."""
-    return [paddle.to_tensor(batch[name]) for name in ENCODER_INPUTS]
+    return [paddle.to_tensor(batch[name]) for name in encoder_input_names(model.ernie.cfg)]
 
 
 class ErnieClassifier(nn.Layer):
@@ -35,7 +34,7 @@ class ErnieClassifier(nn.Layer):
                 weight_attr=paddle.ParamAttr("_cls_out_w", truncated_normal(cfg)),
                 bias_attr=paddle.ParamAttr("_cls_out_b", nn.initializer.Constant(0.0)))
 
-    def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids):
+    def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         _, pooled = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
         return self.cls_out(F.dropout(pooled, p=0.1, training=self.training))
 
@@ -51,14 +50,14 @@ class ClassifierPredictor(nn.Layer):
         super().__init__()
         self.classifier = classifier
 
-    def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids):
+    def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         return self.classifier.outputs(
             self.classifier(src_ids, sent_ids, pos_ids, input_mask, task_ids))
 
 
 def loss_and_stats(model, forward, batch):
     """Mean loss over the batch, plus the running statistics that the train log prints."""
-    logits = forward(*encoder_feed(batch))
+    logits = forward(*encoder_feed(model, batch))
     if model.is_regression:
         labels = paddle.to_tensor(batch["labels"]).reshape([-1, 1])
         return F.square_error_cost(logits, labels).mean(), {}
@@ -75,7 +74,7 @@ def run_inference(model, forward, batches):
     outputs, labels, qids, loss_sum = [], [], [], 0.0
     with paddle.no_grad():
         for batch in batches:
-            logits = forward(*encoder_feed(batch))
+            logits = forward(*encoder_feed(model, batch))
             outputs.append(model.outputs(logits).numpy())
             qids.extend(batch["qids"])
             if "labels" in batch:

@@ -86,6 +86,12 @@ class ErnieConfig(dict):
         print("-" * 48)
 
 
+def encoder_input_names(cfg):
+    """The inputs a model built from `cfg` takes, in order (task ids only when it uses them)."""
+    names = ("src_ids", "sent_ids", "pos_ids", "input_mask")
+    return names + ("task_ids",) if cfg.use_task_id else names
+
+
 def truncated_normal(cfg):
     std = cfg["initializer_range"]
     return nn.initializer.TruncatedNormal(mean=0.0, std=std, a=-2 * std, b=2 * std)

@@ -1099,3 +1099,29 @@ def init_checkpoint(model, path):
     print("Load model from {}".format(path))
     _report(*result)
     return result
+
+
+# ---------------------------------------------------------------------------------------
+# Training checkpoints
+# ---------------------------------------------------------------------------------------
+
+OPTIMIZER_FILE = "optimizer.pdopt"
+TRAIN_STATE_FILE = "train_state.json"
+
+
+def save_checkpoint(model, optimizer, path, train_state=None):
+    """`checkpoints/step_N`: the 2019 layout (one tensor file per parameter, readable by
+    init_checkpoint, init_pretraining_params and Paddle's legacy loader), plus the optimizer
+    state (`optimizer.pdopt`) and `train_state.json`. Written atomically; returns `path`."""
+    import paddle
+    params = model_params(model)
+    for name in params:
+        _check_var_name(name)
+    with _atomic_dir(path, "legacy_dir") as tmp:
+        for name in sorted(params):
+            write_legacy_tensor(os.path.join(tmp, name), params[name])
+        if optimizer is not None:
+            paddle.save(optimizer.state_dict(), os.path.join(tmp, OPTIMIZER_FILE))
+        with open(os.path.join(tmp, TRAIN_STATE_FILE), "w", encoding="utf-8") as f:
+            json.dump(train_state or {}, f, indent=1, sort_keys=True)
+    return path

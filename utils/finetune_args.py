@@ -15,9 +15,10 @@ def build_parser(description):
                     "Pretrained encoder parameters to fine-tune from (heads start fresh); "
                     "ignored when --init_checkpoint is given.")
     model_g.add_arg("checkpoints", str, "checkpoints", "Directory for checkpoints (step_N) and outputs.")
-    model_g.add_arg("Classification head (softmax over --num_labels).", bool, True, "Classification head (softmax over --num_labels).")
-    model_g.add_arg("Regression head (one score, squared error).", bool, False, "Regression head (one score, squared error).")
-    model_g.add_arg("task_id", int, 0, "Task id fed to the task embedding (used when the config sets use_task_id).")
+    model_g.add_arg("is_classify", bool, True, "Classification head (softmax over --num_labels).")
+    model_g.add_arg("is_regression", bool, False, "Regression head (one score, squared error).")
+    model_g.add_arg("task_id", int, 0,
+                    "Task id fed to the task embedding (used when the config sets use_task_id).")
 
     train_g = ArgumentGroup(parser, "training", "optimisation and schedule.")
     train_g.add_arg("epoch", int, 3, "Passes over the training set.")
@@ -38,8 +39,11 @@ def build_parser(description):
                     "Shrink the loss scale after this many steps with inf/nan gradients.")
     train_g.add_arg("incr_ratio", float, 2.0, "Loss-scale growth factor.")
     train_g.add_arg("decr_ratio", float, 0.8, "Loss-scale shrink factor.")
-    train_g.add_arg("Prefix of the test prediction files (comma-separated, one per --test_set).", str, "./checkpoints/test_result", "Prefix of the test prediction files (comma-separated, one per --test_set).")
-    train_g.add_arg("Dev metric: simple_accuracy, acc_and_f1, matthews_corrcoef, pearson_and_spearman, acc_and_f1_and_mrr.", str, "simple_accuracy", "Dev metric: simple_accuracy, acc_and_f1, matthews_corrcoef, pearson_and_spearman, acc_and_f1_and_mrr.")
+    train_g.add_arg("test_save", str, "./checkpoints/test_result",
+                    "Prefix of the test prediction files (comma-separated, one per --test_set).")
+    train_g.add_arg("metric", str, "simple_accuracy",
+                    "Dev metric: simple_accuracy, acc_and_f1, matthews_corrcoef, "
+                    "pearson_and_spearman or acc_and_f1_and_mrr.")
 
     log_g = ArgumentGroup(parser, "logging", "what is printed.")
     log_g.add_arg("skip_steps", int, 10, "Print the training log line every this many steps.")

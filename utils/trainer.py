@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 from paddle.static import InputSpec
 
+from model.ernie import encoder_input_names
 from utils.checkpoint import save_checkpoint
 from utils.errors import DataError, UsageError
 
@@ -44,18 +45,18 @@ def set_seed(seed):
         np.random.seed(seed)
 
 
-def encoder_input_spec(extra=()):
+def encoder_input_spec(cfg, extra=()):
     """[B, L] inputs with both dimensions dynamic, so one static program serves every batch."""
-    names = ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids") + tuple(extra)
+    names = encoder_input_names(cfg) + tuple(extra)
     return [InputSpec([None, None], "float32" if n == "input_mask" else "int64", name=n)
             for n in names]
 
 
-def compile_model(model, use_static, input_spec=None):
+def compile_model(model, cfg, use_static, input_spec=None):
     """The model's forward as a static graph (paddle.jit.to_static), or eager for debugging."""
     if not use_static:
         return model
-    return paddle.jit.to_static(model, input_spec=input_spec or encoder_input_spec(),
+    return paddle.jit.to_static(model, input_spec=input_spec or encoder_input_spec(cfg),
                                 full_graph=True)
 
 
