@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+import utils  # noqa: F401  (quiet Paddle logging, set before Paddle loads)
+
 warnings.filterwarnings("ignore", message="No ccache found")
 
 REPO = Path(__file__).resolve().parents[1]
