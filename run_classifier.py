@@ -36,6 +36,7 @@ def check_args(args):
         raise UsageError("--in_tokens true counts --batch_size in tokens: it must be at least "
                          "--max_seq_len (%d), got %d" % (args.max_seq_len, args.batch_size))
     check_files(args, "ernie_config_path", "vocab_path", "train_set", "dev_set", "test_set",
+                "diagnostic",
                 "init_checkpoint", "init_pretraining_params", "label_map_config",
                 "sentence_piece_model")
 
@@ -72,7 +73,8 @@ def main(argv):
     # read (and check) every input file before any work starts; records are cached
     for flag, paths in (("train_set", args.train_set if args.do_train else None),
                         ("dev_set", args.dev_set if args.do_val else None),
-                        ("test_set", args.test_set if args.do_test else None)):
+                        ("test_set", args.test_set if args.do_test else None),
+                        ("diagnostic", args.diagnostic)):
         for path in (paths.split(",") if paths else []):
             if not reader.records(path):
                 raise DataError("%s: no examples after the header line (--%s)" % (path, flag))
@@ -152,6 +154,11 @@ def main(argv):
         if args.do_test:
             print("Final test result:")
             predict_test_sets()
+        if args.diagnostic:
+            print("Final diagnostic")
+            save = args.diagnostic_save or args.diagnostic + ".pred"
+            classifier.write_predictions(model, forward, dev_batches(args.diagnostic), save)
+            print("Done final diagnostic, saving to %s" % save)
     return 0
 
 
