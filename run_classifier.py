@@ -14,6 +14,7 @@ from reader.task_reader import ClassifyReader
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.optimization import make_optimizer
+from utils.progress import progress
 from utils.trainer import (Runtime, check_files, check_positive, compile_model,
                            init_model_params, set_seed, train_loop)
 
@@ -46,6 +47,8 @@ def main(argv):
     print_arguments(args)
     check_args(args)
     runtime = Runtime(args.use_cuda)
+    if args.use_visualdl:
+        runtime.open_visualdl(os.path.join(args.checkpoints, "visualdl"))
     set_seed(args.random_seed)
 
     config = ErnieConfig(args.ernie_config_path)
@@ -86,12 +89,16 @@ def main(argv):
     state = {"epoch": 0, "steps": 0}
 
     def dev_batches(path):
-        return reader.data_generator(path, predict_batch_size, epoch=1, shuffle=False)()
+        batches = reader.data_generator(path, predict_batch_size, epoch=1, shuffle=False)()
+        return progress(batches, reader.count_batches(path, predict_batch_size),
+                        os.path.basename(path))
 
     def evaluate_dev_sets():
         for path in args.dev_set.split(","):
             print("validation result of dataset %s:" % path)
-            _, line = classifier.evaluate(model, forward, dev_batches(path), "dev", args.metric)
+            metrics, line = classifier.evaluate(model, forward, dev_batches(path), "dev",
+                                                args.metric)
+            runtime.add_scalars("dev/" + os.path.basename(path), metrics, state["steps"])
             print(line + ", file: %s, epoch: %d, steps: %d" % (path, state["epoch"],
                                                                 state["steps"]), flush=True)
 

@@ -17,11 +17,12 @@ from utils.errors import DataError, UsageError, where
 Record = collections.namedtuple("Record", "token_ids sent_ids pos_ids label qid")
 
 
-def read_tsv(path, required=("text_a",)):
+def read_tsv(path, required=("text_a",), reject_empty=False):
     """Rows of a TSV with a header line, as (line number, dict column -> text).
 
     Checks what 2019 left to a crash: the file exists and is UTF-8, the header names the
-    required columns, every row has as many fields as the header."""
+    required columns, every row has as many fields as the header. With `reject_empty`, a
+    data line that is empty or only whitespace is an error of its own ("empty line")."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -51,6 +52,8 @@ def read_tsv(path, required=("text_a",)):
                                 % (where(path, 1), ", ".join(required), ", ".join(missing),
                                    text[:80]))
             continue
+        if reject_empty and not text.strip():
+            raise DataError("%s: empty line" % where(path, number))
         if len(fields) != len(header):
             raise DataError("%s: expected %d tab-separated fields (%s), got %d"
                             % (where(path, number), len(header), ", ".join(header), len(fields)))
@@ -235,4 +238,207 @@ class ExtractEmbeddingReader(BaseReader):
     def pad_batch(self, records):
         batch = super().pad_batch(records)
         batch["seq_lens"] = batching.seq_lens([r.token_ids for r in records])
+        return batch
+
+
+# ---- sequence labelling --------------------------------------------------------------------
+
+SeqExample = collections.namedtuple(
+    "SeqExample", "tokens labels piece_ids piece_labels first_piece line")
+SeqExample.__doc__ = """One input line of a sequence-labelling file.
+
+tokens       the input tokens, as written
+labels       their label strings (None in inference mode)
+piece_ids    vocabulary ids of all their pieces, untruncated
+piece_labels label ids of the pieces (None in inference mode)
+first_piece  per token: index of its first piece in piece_ids, or -1 when it has none
+line         line number in the file"""
+
+
+def split_tokens(text, spaced):
+    """Tokens (or labels) of one field: \\x02-separated, or space-separated when `spaced`."""
+    return text.split() if spaced else text.split("\x02")
+
+
+def propagate_label(label, num_pieces):
+    """The labels of the pieces of one token labelled `label` (the 2019-08-19 rule):
+    B-X -> B-X, I-X...; S-X -> B-X, I-X..., E-X; E-X -> I-X..., E-X; O, I-X and anything
+    else are copied to every piece."""
+    if num_pieces <= 1:
+        return [label] * num_pieces
+    prefix, sep, kind = label.partition("-")
+    if sep and prefix == "B":
+        return [label] + ["I-" + kind] * (num_pieces - 1)
+    if sep and prefix == "S":
+        return ["B-" + kind] + ["I-" + kind] * (num_pieces - 2) + ["E-" + kind]
+    if sep and prefix == "E":
+        return ["I-" + kind] * (num_pieces - 1) + [label]
+    return [label] * num_pieces
+
+
+def window_spans(num_pieces, capacity):
+    """[(start, end)] windows of at most `capacity` pieces covering 0..num_pieces.
+
+    One window when everything fits; otherwise full windows whose starts are
+    max(1, capacity // 2) apart, the last one moved back to end at the last piece, so every
+    piece but those at the very ends is seen with context on both sides."""
+    if num_pieces <= capacity:
+        return [(0, num_pieces)]
+    stride = max(1, capacity // 2)
+    spans, start = [], 0
+    while True:
+        start = min(start, num_pieces - capacity)
+        spans.append((start, start + capacity))
+        if start + capacity >= num_pieces:
+            return spans
+        start += stride
+
+
+def best_window_of_pieces(spans, num_pieces):
+    """For every piece, the index of the window in which it has the most context on its
+    shorter side (the first such window on ties), as BERT's SQuAD code chooses."""
+    best, score = [0] * num_pieces, [-1] * num_pieces
+    for w, (start, end) in enumerate(spans):
+        for j in range(start, end):
+            s = min(j - start, end - 1 - j)
+            if s > score[j]:
+                best[j], score[j] = w, s
+    return best
+
+
+class SequenceLabelReader(BaseReader):
+    """Sequence labelling (NER): header `text_a<TAB>label`, tokens and labels each joined by
+    \\x02 (or by spaces, in a line that has no \\x02); in inference mode only `text_a`.
+
+    Every token is tokenized on its own. Its pieces get labels by `propagate_label`; a token
+    with no pieces (a space, a control character) is dropped together with its label. Training
+    records keep the first max_seq_len - 2 pieces; evaluation and prediction use
+    `window_records`, which covers long inputs in overlapping windows instead of cutting them.
+
+    The label map (`--label_map_config`, json label -> id) is required, its ids must be
+    0..N-1 and it must have "O". 2019 took id N-1 (the last) for "O"; here the id of "O" is
+    used, which is the same for the 2019 maps. [CLS], [SEP] and padding are labelled O and
+    have weight 0 in `label_mask`, so they are not part of the loss.
+
+    Batches: the encoder inputs, plus `labels` int64 [B, L], `label_mask` float32 [B, L]
+    (1 at the pieces of the text) and `seq_lens` int64 [B] ([CLS] and [SEP] included)."""
+
+    def __init__(self, vocab_path, label_map_config=None, max_seq_len=512, do_lower_case=True,
+                 in_tokens=False, is_inference=False, random_seed=None,
+                 tokenizer="FullTokenizer", task_id=0, sp_model=None, **kwargs):
+        if not label_map_config:
+            raise UsageError("--label_map_config is required for sequence labelling: a json "
+                             "object mapping every label (and \"O\") to its id")
+        kwargs.update(for_cn=False, is_classify=False, is_regression=False)
+        super().__init__(vocab_path, label_map_config=label_map_config,
+                         max_seq_len=max_seq_len, do_lower_case=do_lower_case,
+                         in_tokens=in_tokens, is_inference=is_inference,
+                         random_seed=random_seed, tokenizer=tokenizer, task_id=task_id,
+                         sp_model=sp_model, **kwargs)
+        label_map = self.label_map
+        if "O" not in label_map:
+            raise DataError("%s: the label map has no \"O\" label; sequence labelling needs "
+                            "one for [CLS], [SEP], padding and tokens outside any chunk "
+                            "(2019 assumed it is the last id, %d)"
+                            % (label_map_config, len(label_map) - 1))
+        if sorted(label_map.values()) != list(range(len(label_map))):
+            raise DataError("%s: label ids must be 0..%d, each used once; got %s"
+                            % (label_map_config, len(label_map) - 1,
+                               sorted(label_map.values())))
+        self.label_map_config = label_map_config
+        self.o_id = label_map["O"]
+        self.id2label = [None] * len(label_map)
+        for label, index in label_map.items():
+            self.id2label[index] = label
+        self._examples = {}
+        self._pieces = {}
+
+    def required_columns(self):
+        return ("text_a",) if self.is_inference else ("text_a", "label")
+
+    def token_pieces(self, token):
+        """Vocabulary ids of one token's pieces (memoised: most tokens are characters)."""
+        ids = self._pieces.get(token)
+        if ids is None:
+            ids = self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(token))
+            self._pieces[token] = ids
+        return ids
+
+    def build_example(self, row, path, line):
+        text = row["text_a"]
+        label_text = None if self.is_inference else row["label"]
+        if not text.strip() and not (label_text or "").strip():
+            raise DataError("%s: empty line" % where(path, line))
+        spaced = "\x02" not in text and "\x02" not in (label_text or "")
+        tokens = split_tokens(text, spaced)
+        labels = None if label_text is None else split_tokens(label_text, spaced)
+        if not tokens or (labels is not None and not labels):
+            raise DataError("%s: empty %s" % (where(path, line), "text_a" if not tokens
+                                                else "label"))
+        if labels is not None and len(tokens) != len(labels):
+            raise DataError("%s: %d tokens but %d labels (tokens and labels are separated by "
+                            "\\x02, or by spaces in a line without \\x02)"
+                            % (where(path, line), len(tokens), len(labels)))
+        piece_ids, piece_labels, first_piece = [], [], []
+        for k, token in enumerate(tokens):
+            ids = self.token_pieces(token)
+            first_piece.append(len(piece_ids) if ids else -1)
+            piece_ids.extend(ids)
+            if labels is None:
+                continue
+            if labels[k] not in self.label_map:
+                raise DataError("%s: label %r (token %d) is not in the label map %s (%s)"
+                                % (where(path, line), labels[k], k + 1, self.label_map_config,
+                                   ", ".join(self.id2label)))
+            for label in propagate_label(labels[k], len(ids)):
+                if label not in self.label_map:
+                    raise DataError("%s: token %d %r is split into %d pieces and its label %r "
+                                    "becomes %r there, which is not in the label map %s"
+                                    % (where(path, line), k + 1, token, len(ids), labels[k],
+                                       label, self.label_map_config))
+                piece_labels.append(self.label_map[label])
+        return SeqExample(tokens, labels, piece_ids,
+                          None if labels is None else piece_labels, first_piece, line)
+
+    def examples(self, path):
+        """All examples of a file (SeqExample), read and tokenized once."""
+        if path not in self._examples:
+            rows = read_tsv(path, self.required_columns(), reject_empty=True)
+            self._examples[path] = [self.build_example(row, path, line) for line, row in rows]
+        return self._examples[path]
+
+    def make_record(self, example, start=0, end=None):
+        """[CLS] pieces[start:end] [SEP] as a Record; label = the label ids, O at the ends."""
+        end = len(example.piece_ids) if end is None else end
+        token_ids = [self.cls_id] + example.piece_ids[start:end] + [self.sep_id]
+        labels = None
+        if example.piece_labels is not None:
+            labels = [self.o_id] + example.piece_labels[start:end] + [self.o_id]
+        n = len(token_ids)
+        return Record(token_ids, [0] * n, list(range(n)), labels, None)
+
+    def records(self, path):
+        """Training records: the first max_seq_len - 2 pieces of every example."""
+        if path not in self._cache:
+            cut = self.max_seq_len - 2
+            self._cache[path] = [self.make_record(ex, 0, min(cut, len(ex.piece_ids)))
+                                 for ex in self.examples(path)]
+        return self._cache[path]
+
+    def window_records(self, example):
+        """[(start, end, Record)]: the whole example in windows of max_seq_len - 2 pieces."""
+        return [(s, e, self.make_record(example, s, e))
+                for s, e in window_spans(len(example.piece_ids), self.max_seq_len - 2)]
+
+    def pad_batch(self, records):
+        batch = batching.encoder_inputs(records, self.pad_id, self.task_id)
+        token_ids = [r.token_ids for r in records]
+        lens = batching.seq_lens(token_ids)
+        batch["seq_lens"] = lens
+        mask = batch["input_mask"].copy()
+        mask[:, 0] = 0.0
+        mask[np.arange(len(records)), lens - 1] = 0.0
+        batch["label_mask"] = mask
+        if records[0].label is not None:
+            batch["labels"] = batching.pad_batch_data([r.label for r in records], self.o_id)
         return batch

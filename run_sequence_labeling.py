@@ -1,0 +1,181 @@
+"""Fine-tune ERNIE on sequence labelling (NER), evaluate chunk F1, predict the test set.
+
+    python run_sequence_labeling.py --do_train true --train_set msra_ner/train.tsv \
+        --dev_set msra_ner/dev.tsv --test_set msra_ner/test.tsv \
+        --label_map_config msra_ner/label_map.json --num_labels 7 --chunk_scheme IOB \
+        --vocab_path vocab.txt --ernie_config_path ernie_config.json \
+        --init_pretraining_params params ...
+
+Data: a header `text_a<TAB>label`, then one example a line, tokens and labels each joined by
+\\x02 (or by spaces in a line without \\x02). With --do_test, every evaluation of --test_set
+also writes `<test_save>.<epoch>.<steps>`: the tokens joined by \\x02, a tab, the predicted
+labels joined by \\x02, one per input token (long inputs are predicted whole, in windows).
+"""
+from utils.errors import DataError, UsageError, run_cli
+
+from finetune import sequence_label
+from finetune.metrics import chunk_f1, extract_chunks
+from model.ernie import ErnieConfig
+from reader.task_reader import SequenceLabelReader
+from utils.args import print_arguments
+from utils.finetune_args import build_parser
+from utils.optimization import make_optimizer
+from utils.trainer import (Runtime, check_files, check_positive, compile_model,
+                           init_model_params, set_seed, train_loop)
+
+
+def check_args(args):
+    if not (args.do_train or args.do_val or args.do_test):
+        raise UsageError("one of --do_train, --do_val or --do_test must be true")
+    for name in ("ernie_config_path", "vocab_path", "label_map_config"):
+        if not getattr(args, name):
+            raise UsageError("--%s is required" % name)
+    if args.do_train and not args.train_set:
+        raise UsageError("--train_set is required with --do_train true")
+    if args.do_val and not args.dev_set:
+        raise UsageError("--dev_set is required with --do_val true")
+    check_positive(args, "batch_size", "predict_batch_size", "epoch", "max_seq_len",
+                   "skip_steps", "save_steps", "validation_steps", "num_labels")
+    if args.in_tokens and args.batch_size < args.max_seq_len:
+        raise UsageError("--in_tokens true counts --batch_size in tokens: it must be at least "
+                         "--max_seq_len (%d), got %d" % (args.max_seq_len, args.batch_size))
+    check_files(args, "ernie_config_path", "vocab_path", "train_set", "dev_set", "test_set",
+                "init_checkpoint", "init_pretraining_params", "label_map_config",
+                "sentence_piece_model")
+
+
+def check_label_map(reader, args):
+    """--num_labels must be the size of the label map, and every label must mean something
+    under --chunk_scheme (checked now, not after training)."""
+    if len(reader.label_map) != args.num_labels:
+        raise UsageError("%s has %d labels but --num_labels is %d"
+                         % (args.label_map_config, len(reader.label_map), args.num_labels))
+    for label in reader.id2label:
+        try:
+            extract_chunks([label], args.chunk_scheme)
+        except UsageError as e:
+            raise UsageError("%s: %s" % (args.label_map_config, e)) from None
+
+
+def make_reader(args, config):
+    reader = SequenceLabelReader(
+        vocab_path=args.vocab_path, label_map_config=args.label_map_config,
+        max_seq_len=args.max_seq_len, do_lower_case=args.do_lower_case,
+        in_tokens=args.in_tokens, random_seed=args.random_seed, tokenizer=args.tokenizer,
+        task_id=args.task_id, sp_model=args.sentence_piece_model)
+    if len(reader.tokenizer.vocab) > config["vocab_size"]:
+        raise UsageError("%s has %d tokens but vocab_size in %s is %d"
+                         % (args.vocab_path, len(reader.tokenizer.vocab),
+                            args.ernie_config_path, config["vocab_size"]))
+    return reader
+
+
+def main(argv):
+    args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
+    print_arguments(args)
+    check_args(args)
+    runtime = Runtime(args.use_cuda)
+    set_seed(args.random_seed)
+
+    config = ErnieConfig(args.ernie_config_path)
+    config.print_config()
+    if args.max_seq_len > config["max_position_embeddings"]:
+        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
+                         % (args.max_seq_len, config["max_position_embeddings"],
+                            args.ernie_config_path))
+    reader = make_reader(args, config)
+    check_label_map(reader, args)
+
+    # read (and check) every input file before any work starts; examples are cached
+    for flag, paths in (("train_set", args.train_set if args.do_train else None),
+                        ("dev_set", args.dev_set if args.do_val else None),
+                        ("test_set", args.test_set if args.do_test else None)):
+        for path in (paths.split(",") if paths else []):
+            if not reader.examples(path):
+                raise DataError("%s: no examples after the header line (--%s)" % (path, flag))
+
+    model = sequence_label.ErnieSequenceLabeler(config, args.num_labels)
+    init_model_params(model, args, training=args.do_train)
+    forward = compile_model(model, config, args.to_static)
+    runner = sequence_label.EagerRunner(model, forward)
+    predict_batch_size = args.predict_batch_size or args.batch_size
+    state = {"epoch": 0, "steps": 0}
+
+    def evaluate(path, phase):
+        metrics, line, preds = sequence_label.evaluate(
+            reader, reader.examples(path), runner, predict_batch_size, args.chunk_scheme, phase)
+        print(line + ", file: %s, epoch: %d, steps: %d" % (path, state["epoch"],
+                                                            state["steps"]), flush=True)
+        return metrics, preds
+
+    def evaluate_dev_sets():
+        for path in args.dev_set.split(","):
+            evaluate(path, "dev")
+
+    def predict_test_sets():
+        if not args.test_set:
+            print("--do_test is true but no --test_set is given: nothing to predict.")
+            return
+        test_sets, saves = args.test_set.split(","), args.test_save.split(",")
+        if len(test_sets) != len(saves):
+            raise UsageError("--test_set names %d files but --test_save %d"
+                             % (len(test_sets), len(saves)))
+        for path, save in zip(test_sets, saves):
+            out = "%s.%s.%s" % (save, state["epoch"], state["steps"])
+            print("testing %s, save to %s" % (path, out))
+            _, preds = evaluate(path, "test")
+            sequence_label.write_predictions(out, reader.examples(path), preds)
+
+    if args.do_train:
+        num_trainers, trainer_id = runtime.num_trainers, runtime.trainer_id
+        num_examples = reader.get_num_examples(args.train_set)
+        steps_per_epoch = reader.count_batches(args.train_set, args.batch_size) // num_trainers
+        max_train_steps = args.epoch * steps_per_epoch
+        warmup_steps = int(max_train_steps * args.warmup_proportion)
+        print("Device count: %d" % num_trainers)
+        print("Num train examples: %d" % num_examples)
+        print("Max train steps: %d" % max_train_steps)
+        print("Num warmup steps: %d" % warmup_steps)
+        optimizer, lr = make_optimizer(model.parameters(), args.learning_rate, warmup_steps,
+                                       max_train_steps, args.weight_decay, args.lr_scheduler)
+        train_forward = runtime.wrap(forward)
+        batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
+                                        shuffle=args.shuffle, phase="train",
+                                        trainer_id=trainer_id, num_trainers=num_trainers)()
+
+        def log_line(steps, means, speed):
+            state["steps"] = steps
+            precision, recall, f1 = chunk_f1(
+                means["num_label"], means["num_infer"], means["num_correct"])
+            return ("epoch: %d, progress: %d/%d, step: %d, loss: %f, f1: %f, precision: %f, "
+                    "recall: %f, speed: %f steps/s"
+                    % (reader.current_epoch, reader.current_example, num_examples, steps,
+                       means["loss"], f1, precision, recall, speed))
+
+        def validate(steps):
+            state["steps"], state["epoch"] = steps, reader.current_epoch
+            if runtime.is_main and args.do_val:
+                evaluate_dev_sets()
+            if runtime.is_main and args.do_test:
+                predict_test_sets()
+
+        # 2019 validated sequence labelling every --validation_steps only, not at epoch ends
+        steps = train_loop(
+            model, optimizer, lr, batches,
+            lambda batch: sequence_label.loss_and_stats(model, train_forward, batch,
+                                                        reader.id2label, args.chunk_scheme),
+            args, runtime, log_line, validate)
+        state["steps"], state["epoch"] = steps, reader.current_epoch
+
+    if runtime.is_main:
+        if args.do_val:
+            print("Final validation result:")
+            evaluate_dev_sets()
+        if args.do_test:
+            print("Final test result:")
+            predict_test_sets()
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
