@@ -99,11 +99,14 @@ def truncated_normal(cfg):
 
 def attention_bias(input_mask):
     """[B, L] mask -> [B, 1, L, L] additive bias: 0 where query and key are both real tokens,
-    -10000 otherwise (the 2019 mask, which also masks padded queries)."""
-    m = paddle.unsqueeze(input_mask, -1)
-    bias = (paddle.matmul(m, m, transpose_y=True) - 1.0) * 10000.0
+    -10000 otherwise (the 2019 mask, which also masks padded queries).
+
+    An outer product by broadcasting: the same numbers as 2019's [B, L, 1] x [B, 1, L] matmul,
+    which oneDNN's inference kernels get wrong (K = 1)."""
+    pairs = paddle.unsqueeze(input_mask, [1, 3]) * paddle.unsqueeze(input_mask, [1, 2])
+    bias = (pairs - 1.0) * 10000.0
     bias.stop_gradient = True
-    return paddle.unsqueeze(bias, 1)
+    return bias
 
 
 class ErnieModel(nn.Layer):

@@ -26,7 +26,7 @@ def export(layer, prefix, input_spec):
 class Predictor(object):
     """A Paddle Inference predictor over an exported program, on CPU (or GPU when asked)."""
 
-    def __init__(self, prefix, use_cuda=False, num_threads=None, use_mkldnn=False):
+    def __init__(self, prefix, use_cuda=False, num_threads=None, use_mkldnn=True):
         model_file, params_file = prefix + ".json", prefix + ".pdiparams"
         for path in (model_file, params_file):
             if not os.path.exists(path):
