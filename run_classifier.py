@@ -16,7 +16,8 @@ from utils.finetune_args import build_parser
 from utils.optimization import make_optimizer
 from utils.progress import progress
 from utils.trainer import (Runtime, check_files, check_positive, compile_model,
-                           init_model_params, set_seed, train_loop)
+                           init_model_params, resolve_resume, restore_training, set_seed,
+                           train_loop)
 
 
 def check_args(args):
@@ -45,6 +46,7 @@ def check_args(args):
 def main(argv):
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     print_arguments(args)
+    resolve_resume(args)
     check_args(args)
     runtime = Runtime(args.use_cuda)
     if args.use_visualdl:
@@ -127,10 +129,16 @@ def main(argv):
         print("Num warmup steps: %d" % warmup_steps)
         optimizer, lr = make_optimizer(model.parameters(), args.learning_rate, warmup_steps,
                                        max_train_steps, args.weight_decay, args.lr_scheduler)
+        run_identity = {"train_set": os.path.abspath(args.train_set),
+                        "num_examples": num_examples, "batch_size": args.batch_size,
+                        "num_trainers": num_trainers}
+        resumed = (restore_training(args.init_checkpoint, optimizer, run_identity)
+                   if args.init_checkpoint else None)
         train_forward = runtime.wrap(forward)
         batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
                                         shuffle=args.shuffle, phase="train",
-                                        trainer_id=trainer_id, num_trainers=num_trainers)()
+                                        trainer_id=trainer_id, num_trainers=num_trainers,
+                                        start=resumed and resumed["data_position"])()
 
         def log_line(steps, means, speed):
             state["steps"] = steps
@@ -151,7 +159,9 @@ def main(argv):
         steps = train_loop(
             model, optimizer, lr, batches,
             lambda batch: classifier.loss_and_stats(model, train_forward, batch),
-            args, runtime, log_line, validate, epoch_of=lambda: reader.current_epoch)
+            args, runtime, log_line, validate, epoch_of=lambda: reader.current_epoch,
+            start_step=resumed["step"] if resumed else 0,
+            train_state=lambda: dict(run_identity, data_position=reader.position))
         state["steps"], state["epoch"] = steps, reader.current_epoch
 
     if runtime.is_main:

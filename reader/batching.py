@@ -89,3 +89,14 @@ def restore_order(values, order):
     for value, index in zip(values, order):
         out[index] = value
     return out
+
+
+def encode_rng_state(state):
+    """numpy RandomState.get_state() as json-friendly data (for resumable checkpoints)."""
+    name, keys, pos, has_gauss, cached = state
+    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+
+
+def decode_rng_state(data):
+    name, keys, pos, has_gauss, cached = data
+    return (name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached)

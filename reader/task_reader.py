@@ -118,6 +118,7 @@ class BaseReader(object):
         self.rng = np.random.RandomState(random_seed)
         self.current_example = 0
         self.current_epoch = 0
+        self.position = None
         self._cache = {}
 
     # ---- examples -> records -------------------------------------------------------------
@@ -192,32 +193,40 @@ class BaseReader(object):
         return batch
 
     def data_generator(self, input_file, batch_size, epoch=1, shuffle=True, phase=None,
-                       trainer_id=0, num_trainers=1):
+                       trainer_id=0, num_trainers=1, start=None):
         """A function returning a generator of padded batches over `epoch` passes.
 
-        In the train phase `current_epoch` (0-based) and `current_example` follow the
-        progress. Batches are dealt to trainers (see batching.shard_batches)."""
+        Each epoch shuffles the file's records afresh with the reader's RandomState, groups
+        them into batches and deals the batches to trainers (batching.shard_batches). In the
+        train phase `current_epoch` (0-based), `current_example` and `position` follow the
+        progress; `start` (a `position` saved by an earlier run) resumes right after the batch
+        it names, with the same shuffles as the uninterrupted run."""
         if batch_size <= 0:
             raise UsageError("--batch_size must be positive, got %d" % batch_size)
-        records = list(self.records(input_file))
+        records = self.records(input_file)
         if not records:
             raise DataError("%s: no examples after the header line" % input_file)
 
-        def batches_of_epoch():
-            for epoch_index in range(epoch):
-                if phase == "train":
-                    self.current_epoch, self.current_example = epoch_index, 0
-                if shuffle:
-                    self.rng.shuffle(records)
-                for batch in batching.batch_records(records, batch_size, self.in_tokens,
-                                                    length=_record_len):
-                    if phase == "train":
-                        self.current_example += len(batch)
-                    yield batch
-
         def generator():
-            for group in batching.shard_batches(batches_of_epoch(), trainer_id, num_trainers):
-                yield self.pad_batch(group)
+            first_epoch, skip = 0, 0
+            if start:
+                first_epoch, skip = start["epoch"], start["batch"]
+                self.rng.set_state(batching.decode_rng_state(start["rng"]))
+            for epoch_index in range(first_epoch, epoch):
+                rng_state = batching.encode_rng_state(self.rng.get_state())
+                order = self.rng.permutation(len(records)) if shuffle else range(len(records))
+                batches = list(batching.batch_records([records[i] for i in order], batch_size,
+                                                      self.in_tokens, length=_record_len))
+                seen = np.cumsum([len(b) for b in batches])
+                mine = list(batching.shard_batches(batches, trainer_id, num_trainers))
+                for k, batch in enumerate(mine):
+                    if epoch_index == first_epoch and k < skip:
+                        continue
+                    if phase == "train":
+                        self.current_epoch = epoch_index
+                        self.current_example = int(seen[(k + 1) * num_trainers - 1])
+                        self.position = {"epoch": epoch_index, "batch": k + 1, "rng": rng_state}
+                    yield self.pad_batch(batch)
 
         return generator
 

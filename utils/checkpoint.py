@@ -284,7 +284,7 @@ def _remove_quietly(path):
 
 def _is_ours_to_skip(fname):
     """Non-tensor files a parameter directory may hold: hidden files, our manifests."""
-    return fname.startswith(".") or fname.endswith((".json", ".pdopt", ".txt"))
+    return fname.startswith(".") or fname.endswith((".json", ".pdopt", ".pdrng", ".txt"))
 
 
 def _resolve_legacy_dir(d):
@@ -1078,6 +1078,8 @@ def _report(loaded, missing, unexpected):
 
 
 def _load_into(model, path, only):
+    if os.path.isdir(path):
+        verify_checkpoint(path)  # a checkpoint of ours must match its manifest
     params = load_params(path)
     try:
         return assign_params(model, params, only=only)
@@ -1106,14 +1108,29 @@ def init_checkpoint(model, path):
 # ---------------------------------------------------------------------------------------
 
 OPTIMIZER_FILE = "optimizer.pdopt"
+RNG_FILE = "rng_state.pdrng"
 TRAIN_STATE_FILE = "train_state.json"
+MANIFEST_FILE = "manifest.json"
+
+
+def _sha256(path):
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save_checkpoint(model, optimizer, path, train_state=None):
     """`checkpoints/step_N`: the 2019 layout (one tensor file per parameter, readable by
-    init_checkpoint, init_pretraining_params and Paddle's legacy loader), plus the optimizer
-    state (`optimizer.pdopt`) and `train_state.json`. Written atomically; returns `path`."""
+    init_checkpoint, init_pretraining_params and Paddle's legacy loader), plus what a resumed
+    run needs: the optimizer state (moments, LR schedule), Paddle's random state and
+    `train_state.json` (step, data position). `manifest.json`, with every file's size and
+    sha256, is written last; the whole directory appears at once (renamed from a temporary
+    one), so a run killed at any moment leaves only complete checkpoints. Returns `path`."""
     import paddle
+    import pickle
     params = model_params(model)
     for name in params:
         _check_var_name(name)
@@ -1122,6 +1139,76 @@ def save_checkpoint(model, optimizer, path, train_state=None):
             write_legacy_tensor(os.path.join(tmp, name), params[name])
         if optimizer is not None:
             paddle.save(optimizer.state_dict(), os.path.join(tmp, OPTIMIZER_FILE))
+        with open(os.path.join(tmp, RNG_FILE), "wb") as f:
+            pickle.dump(paddle.get_rng_state(), f)
         with open(os.path.join(tmp, TRAIN_STATE_FILE), "w", encoding="utf-8") as f:
             json.dump(train_state or {}, f, indent=1, sort_keys=True)
+        files = {name: {"bytes": os.path.getsize(os.path.join(tmp, name)),
+                        "sha256": _sha256(os.path.join(tmp, name))}
+                 for name in sorted(os.listdir(tmp))}
+        manifest = {"format": "ernie checkpoint", "version": 1,
+                    "parameters": {n: {"shape": list(a.shape), "dtype": str(a.dtype)}
+                                   for n, a in sorted(params.items())},
+                    "files": files}
+        with open(os.path.join(tmp, MANIFEST_FILE), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
     return path
+
+
+def verify_checkpoint(path):
+    """Check a checkpoint against its manifest; raise DataError naming what is wrong.
+    Returns the manifest, or None for a directory without one (a 2019 or foreign one)."""
+    manifest_path = os.path.join(path, MANIFEST_FILE)
+    if not os.path.isfile(manifest_path):
+        return None
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        files = manifest["files"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError("%s: unreadable checkpoint manifest" % manifest_path)
+    for name, info in sorted(files.items()):
+        full = os.path.join(path, name)
+        if not os.path.isfile(full):
+            raise DataError("%s: incomplete checkpoint: %s is missing" % (path, name))
+        if os.path.getsize(full) != info["bytes"] or _sha256(full) != info["sha256"]:
+            raise DataError("%s: corrupt checkpoint: %s does not match its checksum"
+                            % (path, name))
+    return manifest
+
+
+def read_training_state(path):
+    """(train_state dict, optimizer state dict or None, paddle RNG state or None) of a
+    checkpoint written by save_checkpoint; empty for other parameter folders."""
+    import paddle
+    import pickle
+    if not os.path.isdir(path) or verify_checkpoint(path) is None:
+        return {}, None, None
+    with open(os.path.join(path, TRAIN_STATE_FILE), encoding="utf-8") as f:
+        state = json.load(f)
+    opt_path = os.path.join(path, OPTIMIZER_FILE)
+    optimizer_state = paddle.load(opt_path) if os.path.exists(opt_path) else None
+    rng = None
+    if os.path.exists(os.path.join(path, RNG_FILE)):
+        with open(os.path.join(path, RNG_FILE), "rb") as f:
+            rng = pickle.load(f)
+    return state, optimizer_state, rng
+
+
+def latest_checkpoint(directory):
+    """The `step_N` under `directory` with the highest N that passes verify_checkpoint
+    (older or damaged ones are skipped), or None."""
+    if not os.path.isdir(directory):
+        return None
+    steps = []
+    for name in os.listdir(directory):
+        match = re.fullmatch(r"step_(\d+)", name)
+        if match and os.path.isfile(os.path.join(directory, name, MANIFEST_FILE)):
+            steps.append((int(match.group(1)), os.path.join(directory, name)))
+    for _, path in sorted(steps, reverse=True):
+        try:
+            verify_checkpoint(path)
+            return path
+        except DataError as e:
+            print("WARNING: skipping %s" % e)
+    return None

@@ -15,6 +15,8 @@ def build_parser(description):
                     "Pretrained encoder parameters to fine-tune from (heads start fresh); "
                     "ignored when --init_checkpoint is given.")
     model_g.add_arg("checkpoints", str, "checkpoints", "Directory for checkpoints (step_N) and outputs.")
+    model_g.add_arg("resume", str, None,
+                    "(ours) auto: continue from the latest complete checkpoint in --checkpoints.")
     model_g.add_arg("is_classify", bool, True, "Classification head (softmax over --num_labels).")
     model_g.add_arg("is_regression", bool, False, "Regression head (one score, squared error).")
     model_g.add_arg("task_id", int, 0,

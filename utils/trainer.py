@@ -13,7 +13,7 @@ import paddle
 from paddle.static import InputSpec
 
 from model.ernie import encoder_input_names
-from utils.checkpoint import save_checkpoint
+from utils.checkpoint import latest_checkpoint, read_training_state, save_checkpoint
 from utils.errors import DataError, UsageError
 
 
@@ -92,15 +92,23 @@ class Window(object):
 
 
 def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log_line,
-               validate=None, epoch_of=None):
-    """Run optimisation over `batches`; returns the number of steps taken.
+               validate=None, epoch_of=None, start_step=0, train_state=None):
+    """Run optimisation over `batches`; returns the step count reached.
 
     Every `--skip_steps` prints `log_line(steps, means, speed)` (means over the window);
-    every `--save_steps` saves `<checkpoints>/step_N`; every `--validation_steps`, and when
-    `epoch_of()` moves to a new epoch, calls `validate(steps)`. A final checkpoint is saved.
-    A non-finite loss stops the run before anything is saved from it.
+    every `--save_steps` saves `<checkpoints>/step_N`, with `train_state()` (the data
+    position) so a run can resume from it; every `--validation_steps`, and when `epoch_of()`
+    moves to a new epoch, calls `validate(steps)`. A final checkpoint is saved. A non-finite
+    loss stops the run before anything is saved from it. `start_step` continues the count of
+    a resumed run.
     """
-    steps, window, last_ckpt = 0, Window(), None
+    steps, window, last_ckpt = start_step, Window(), None
+
+    def save():
+        state = dict(train_state() if train_state else {}, step=steps)
+        return save_checkpoint(model, optimizer, os.path.join(args.checkpoints,
+                                                              "step_%d" % steps), state)
+
     epoch_seen = epoch_of() if epoch_of else None
     batches = iter(batches)
     batch = next(batches, None)
@@ -125,8 +133,7 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
                 print(log_line(steps, means, speed), flush=True)
             runtime.add_scalars("train", means, steps)
         if steps % args.save_steps == 0 and runtime.is_main:
-            last_ckpt = save_checkpoint(model, optimizer, os.path.join(args.checkpoints,
-                                                                       "step_%d" % steps))
+            last_ckpt = save()
         # look one batch ahead: fetching it tells whether this step ended an epoch
         batch = next(batches, None)
         epoch_ended = (epoch_of is not None and batch is not None and epoch_of() != epoch_seen)
@@ -134,8 +141,8 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
             validate(steps)
         if epoch_of is not None:
             epoch_seen = epoch_of()
-    if runtime.is_main and steps:
-        save_checkpoint(model, optimizer, os.path.join(args.checkpoints, "step_%d" % steps))
+    if runtime.is_main and steps > start_step and steps % args.save_steps:
+        save()
     return steps
 
 
@@ -170,3 +177,41 @@ def init_model_params(model, args, training):
         init_pretraining_params(model, args.init_pretraining_params)
     elif not training:
         raise UsageError("--init_checkpoint is required when only evaluating or predicting")
+
+
+def resolve_resume(args):
+    """--resume auto: continue from the latest complete checkpoint in --checkpoints (it
+    becomes --init_checkpoint); without one the run starts from the beginning."""
+    if not getattr(args, "resume", None):
+        return
+    if args.resume != "auto":
+        raise UsageError("--resume takes the value 'auto', got %r" % args.resume)
+    path = latest_checkpoint(args.checkpoints)
+    if path is None:
+        print("--resume auto: no complete checkpoint in %s, starting from the beginning"
+              % args.checkpoints)
+        return
+    print("--resume auto: continuing from %s" % path)
+    args.init_checkpoint = path
+
+
+def restore_training(path, optimizer, run_identity):
+    """After init_checkpoint(model, path): bring back the optimizer state (moments, LR
+    schedule position) and Paddle's random state, and return the saved train state (step,
+    data position) when `path` was written by a run over the same data (`run_identity`
+    equal); otherwise only the parameters are taken and None is returned."""
+    state, optimizer_state, rng_state = read_training_state(path)
+    if not state:
+        return None
+    saved = {k: state.get(k) for k in run_identity}
+    if saved != run_identity:
+        print("%s was written by another run (%s); starting a new run from its parameters"
+              % (path, ", ".join("%s=%s" % kv for kv in saved.items())))
+        return None
+    if optimizer_state is not None:
+        optimizer.set_state_dict(optimizer_state)
+    if rng_state is not None:
+        paddle.set_rng_state(rng_state)
+    print("Resuming at step %d (epoch %d, batch %d of it)"
+          % (state["step"], state["data_position"]["epoch"], state["data_position"]["batch"]))
+    return state

