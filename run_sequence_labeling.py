@@ -11,6 +11,8 @@ Data: a header `text_a<TAB>label`, then one example a line, tokens and labels ea
 also writes `<test_save>.<epoch>.<steps>`: the tokens joined by \\x02, a tab, the predicted
 labels joined by \\x02, one per input token (long inputs are predicted whole, in windows).
 """
+import os
+
 from utils.errors import DataError, UsageError, run_cli
 
 from finetune import sequence_label
@@ -94,6 +96,8 @@ def main(argv):
             if not reader.examples(path):
                 raise DataError("%s: no examples after the header line (--%s)" % (path, flag))
 
+    if args.use_visualdl:  # after the input checks: bad input leaves no checkpoint dir
+        runtime.open_visualdl(os.path.join(args.checkpoints, "visualdl"))
     model = sequence_label.ErnieSequenceLabeler(config, args.num_labels)
     init_model_params(model, args, training=args.do_train)
     forward = compile_model(model, config, args.to_static)
@@ -104,6 +108,7 @@ def main(argv):
     def evaluate(path, phase):
         metrics, line, preds = sequence_label.evaluate(
             reader, reader.examples(path), runner, predict_batch_size, args.chunk_scheme, phase)
+        runtime.add_scalars("%s/%s" % (phase, os.path.basename(path)), metrics, state["steps"])
         print(line + ", file: %s, epoch: %d, steps: %d" % (path, state["epoch"],
                                                             state["steps"]), flush=True)
         return metrics, preds

@@ -1,0 +1,124 @@
+"""Batch prediction with a fine-tuned sequence labeller (NER), through an exported inference program.
+
+    python predict_sequence_labeling.py --init_checkpoint checkpoints/step_N \
+        --ernie_config_path ernie_config.json --vocab_path vocab.txt \
+        --label_map_config label_map.json --predict_set input.tsv \
+        --max_seq_len 256 --output_file predictions.tsv
+
+The input has a header line `text_a` (a `label` column, if present, is ignored), then one
+example a line, tokens joined by \\x02 (or by spaces in a line without \\x02). The output has
+one line per input line: the tokens joined by \\x02, a tab, the predicted labels joined by \\x02,
+exactly one label per token. Inputs longer than --max_seq_len are predicted in overlapping
+windows and stitched back, as run_sequence_labeling.py does for its test output: with the same
+checkpoint, --max_seq_len and batch size both write the same predictions.
+
+The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model
+(model.json, model.pdiparams and label_map.json) and run with Paddle Inference.
+"""
+import argparse
+import os
+import shutil
+
+from utils.errors import UsageError, run_cli
+
+from finetune.sequence_label import (ErnieSequenceLabeler, SequenceLabelPredictor,
+                                     predict_labels, write_predictions)
+from model.ernie import ErnieConfig
+from reader.task_reader import SequenceLabelReader
+from utils.args import ArgumentGroup, print_arguments
+from utils.checkpoint import init_checkpoint
+from utils.inference import Predictor, export
+from utils.trainer import check_files, check_positive, encoder_input_spec
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    model_g = ArgumentGroup(parser, "model", "model config and parameters.")
+    model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
+    model_g.add_arg("init_checkpoint", str, None, "Fine-tuned checkpoint to predict with.")
+    model_g.add_arg("save_inference_model_path", str, "inference_model",
+                    "Where the exported inference program is written.")
+    model_g.add_arg("use_fp16", bool, False, "(accepted) fp16 inference on GPU.")
+    model_g.add_arg("num_labels", int, None,
+                    "Number of labels (default: the size of the label map, which it must equal).")
+    model_g.add_arg("ernie_version", str, "1.0", "1.0 or 2.0 (2.0 feeds task ids).",
+                    choices=["1.0", "2.0"])
+    data_g = ArgumentGroup(parser, "data", "input and output.")
+    data_g.add_arg("predict_set", str, None, "TSV with a header: text_a.")
+    data_g.add_arg("vocab_path", str, None, "vocab.txt of the model.")
+    data_g.add_arg("label_map_config", str, None, "json mapping label names to ids (required).")
+    data_g.add_arg("max_seq_len", int, 128,
+                   "Longest window in tokens; longer inputs are predicted in windows.")
+    data_g.add_arg("batch_size", int, 32, "Windows per batch.")
+    data_g.add_arg("do_lower_case", bool, True, "Lower-case and strip accents.")
+    data_g.add_arg("tokenizer", str, "FullTokenizer", "Tokenizer name.")
+    data_g.add_arg("sentence_piece_model", str, None, "(ours) SentencePiece model file.")
+    data_g.add_arg("task_id", int, 0, "Task id fed with --ernie_version 2.0.")
+    data_g.add_arg("output_file", str, None,
+                   "(ours) Write the aligned predictions here (otherwise they are printed).")
+    run_g = ArgumentGroup(parser, "run_type", "where to run.")
+    run_g.add_arg("use_cuda", bool, True, "Run on GPU.")
+    run_g.add_arg("do_prediction", bool, True, "Predict.")
+    run_g.add_arg("cpu_threads", int, None, "(ours) CPU threads (default: all cores).")
+    return parser
+
+
+def export_checkpoint(args, config, num_labels):
+    """Checkpoint -> <save_inference_model_path>/<name>_inference_model/{model.*,label_map.json}"""
+    name = os.path.basename(os.path.normpath(args.init_checkpoint))
+    out_dir = os.path.join(args.save_inference_model_path, name + "_inference_model")
+    model = ErnieSequenceLabeler(config, num_labels)
+    init_checkpoint(model, args.init_checkpoint)
+    prefix = export(SequenceLabelPredictor(model), os.path.join(out_dir, "model"),
+                    encoder_input_spec(config))
+    shutil.copyfile(args.label_map_config, os.path.join(out_dir, "label_map.json"))
+    print("save inference model to %s" % out_dir)
+    return prefix
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    print_arguments(args)
+    for name in ("init_checkpoint", "ernie_config_path", "vocab_path", "label_map_config",
+                 "predict_set"):
+        if not getattr(args, name):
+            raise UsageError("--%s is required" % name)
+    check_files(args, "init_checkpoint", "ernie_config_path", "vocab_path", "predict_set",
+                "label_map_config", "sentence_piece_model")
+    check_positive(args, "batch_size", "max_seq_len", "num_labels", "cpu_threads")
+    if not args.do_prediction:
+        return 0
+    config = ErnieConfig(args.ernie_config_path)
+    if args.max_seq_len > config["max_position_embeddings"]:
+        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
+                         % (args.max_seq_len, config["max_position_embeddings"],
+                            args.ernie_config_path))
+    reader = SequenceLabelReader(
+        args.vocab_path, label_map_config=args.label_map_config, max_seq_len=args.max_seq_len,
+        do_lower_case=args.do_lower_case, is_inference=True, tokenizer=args.tokenizer,
+        task_id=args.task_id if args.ernie_version == "2.0" else 0,
+        sp_model=args.sentence_piece_model)
+    num_labels = args.num_labels or len(reader.label_map)
+    if num_labels != len(reader.label_map):
+        raise UsageError("%s has %d labels but --num_labels is %d"
+                         % (args.label_map_config, len(reader.label_map), num_labels))
+    examples = reader.examples(args.predict_set)
+
+    prefix = export_checkpoint(args, config, num_labels)
+    print("load inference model from %s" % os.path.dirname(prefix))
+    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
+    preds = predict_labels(reader, examples, predictor, args.batch_size)
+
+    if args.output_file:
+        write_predictions(args.output_file, examples, preds)
+        print("predictions written to %s" % args.output_file)
+    else:
+        print("-------------- prediction results --------------")
+        for i, (example, labels) in enumerate(zip(examples, preds)):
+            print("example_index:%d\t%s\t%s" % (i, "\x02".join(example.tokens),
+                                                 "\x02".join(labels)))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
