@@ -1,6 +1,8 @@
 """Sentence (pair) classification and regression on the pooled [CLS] output.
 
-ErnieClassifier: encoder inputs -> logits [B, num_labels] (dropout 0.1, fc `_cls_out_w/_b`).
+ErnieClassifier: encoder inputs -> logits [B, num_labels] (dropout, fc `_cls_out_w/_b`). The
+head's dropout rate is the config's hidden_dropout_prob: 0.1 in every released config, as
+2019 hard-coded, and 0 turns all dropout off.
 `loss_and_stats` is the training objective, `evaluate` the dev/test pass with the 2019
 metrics and log line, `write_predictions` the 2019 `--do_test` output.
 """
@@ -36,7 +38,8 @@ class ErnieClassifier(nn.Layer):
 
     def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         _, pooled = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
-        return self.cls_out(F.dropout(pooled, p=0.1, training=self.training))
+        rate = self.ernie.cfg["hidden_dropout_prob"]
+        return self.cls_out(F.dropout(pooled, p=rate, training=self.training))
 
     def outputs(self, logits):
         """What prediction reports: class probabilities, or the regression score [B, 1]."""

