@@ -1,0 +1,83 @@
+"""Training curves from the 2019 log lines, drawn to a PNG.
+
+    python -m utils.plot_logs --output curves.png pretrain.log:pretraining sentiment.log:sentiment
+
+Each LOG:TITLE becomes one panel: the training loss over steps (from `step: N, ... loss: X`
+or `ave loss: X` lines) and, on a second axis, the dev metric of every `[dev evaluation]`
+line that ends with `steps: N` (acc for classification, f1 for sequence labeling and
+reading comprehension, ppl for `[validation_set]` pretraining lines).
+"""
+import argparse
+import os
+import re
+
+from utils.errors import UsageError, run_cli
+
+TRAIN = re.compile(r"step: (\d+), (?:ave )?loss: ([-\d.naif]+)")
+DEV = re.compile(r"\[dev evaluation\].*?\b(acc|f1|em):\s?([\d.]+).*?(?:file: ([^,]+), )?"
+                 r"epoch: \d+, steps: (\d+)")
+VALID = re.compile(r"\[validation_set\] epoch: \d+, step: (\d+), loss: [\d.]+, global ppl: ([\d.]+)")
+
+
+def parse(path):
+    """(train [(step, loss)], dev {metric: [(step, value)]}) of one log file."""
+    train, dev = [], {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = TRAIN.search(line)
+            if m and line.lstrip().startswith("epoch:"):
+                train.append((int(m.group(1)), float(m.group(2))))
+                continue
+            m = DEV.search(line)
+            if m:
+                name = m.group(1) + (" " + os.path.basename(m.group(3)) if m.group(3) else "")
+                dev.setdefault(name, []).append((int(m.group(4)), float(m.group(2))))
+                continue
+            m = VALID.search(line)
+            if m:
+                dev.setdefault("valid ppl", []).append((int(m.group(1)), float(m.group(2))))
+    return train, dev
+
+
+def plot(panels, output):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, (train, dev)) in zip(axes[0], panels):
+        if train:
+            ax.plot(*zip(*train), color="tab:blue", label="train loss")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel("train loss", color="tab:blue")
+        if dev:
+            ax2 = ax.twinx()
+            colors = ("tab:red", "tab:green", "tab:purple", "tab:orange")
+            for (name, points), color in zip(sorted(dev.items()), colors):
+                ax2.plot(*zip(*points), "o-", color=color, label=name)
+            ax2.set_ylabel("evaluation", color="tab:red")
+            ax2.legend(loc="center right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", required=True, help="PNG to write")
+    parser.add_argument("logs", nargs="+", help="LOG:TITLE")
+    args = parser.parse_args(argv)
+    panels = []
+    for spec in args.logs:
+        path, _, title = spec.partition(":")
+        try:
+            panels.append((title or path, parse(path)))
+        except FileNotFoundError:
+            raise UsageError("%s: log file not found" % path)
+    plot(panels, args.output)
+    print("curves written to %s" % args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
