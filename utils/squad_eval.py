@@ -75,11 +75,14 @@ def evaluate(dataset, predictions):
 def _load_json(path, what):
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = json.load(f)
     except FileNotFoundError:
         raise DataError("%s: %s not found" % (path, what))
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError("%s: %s is not json (%s)" % (path, what, str(e).splitlines()[0]))
+    if what == "predictions" and not isinstance(data, dict):
+        raise DataError("%s: predictions must be a json object {question id: answer}" % path)
+    return data
 
 
 def eval_file(dataset_file, prediction_file):
@@ -99,6 +102,8 @@ def main(argv):
         print("usage: python -m utils.squad_eval DATASET.json PREDICTIONS.json", file=sys.stderr)
         return 2
     data = _load_json(argv[0], "dataset")
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise DataError("%s: not a SQuAD json (no \"data\" list)" % argv[0])
     if data.get("version") not in (None, "1.1"):
         print("Evaluation expects v-1.1, but got dataset with v-%s" % data["version"],
               file=sys.stderr)

@@ -1,0 +1,148 @@
+"""Fine-tune ERNIE on span-extraction reading comprehension (SQuAD-format DRCD, CMRC 2018, SQuAD).
+
+    python run_mrc.py --do_train true --train_set train.json --dev_set dev.json \
+        --vocab_path vocab.txt --ernie_config_path ernie_config.json \
+        --init_pretraining_params params --max_seq_len 512 --doc_stride 128 ...
+
+Every --validation_steps steps (and once after training) the dev and test files are predicted
+and scored: `<checkpoints>/<steps>_dev_predictions.json` during training, `dev_...`/`test_...`
+at the end, each with its `_nbest_predictions.json`. The log line names the phase as 2019 did:
+`[100_dev evaluation] em: ..., f1: ..., avg: ..., question_num: ..., elapsed time: ...` during
+training, `[dev evaluation] ...` after `Final validation result:` (`[test evaluation]` after
+`Final test result:`). `--for_cn true` scores with the CMRC 2018 logic, `--for_cn false` with the
+SQuAD v1.1 logic; a test file without gold answers is predicted but not scored. Unlike 2019
+(which retrained forever), the run ends when training ends. Every input file is read and
+checked before training starts, so a bad file stops the run with nothing written.
+"""
+import os
+
+from utils.errors import DataError, UsageError, run_cli
+
+from finetune import mrc
+from model.ernie import ErnieConfig
+from reader.mrc import MRCReader
+from utils.args import print_arguments
+from utils.finetune_args import build_parser
+from utils.optimization import make_optimizer
+from utils.trainer import (Runtime, check_files, check_positive, compile_model,
+                           init_model_params, set_seed, train_loop)
+
+
+def check_args(args):
+    if not (args.do_train or args.do_val or args.do_test):
+        raise UsageError("one of --do_train, --do_val or --do_test must be true")
+    for name in ("ernie_config_path", "vocab_path"):
+        if not getattr(args, name):
+            raise UsageError("--%s is required" % name)
+    if args.do_train and not args.train_set:
+        raise UsageError("--train_set is required with --do_train true")
+    if args.do_val and not args.dev_set:
+        raise UsageError("--dev_set is required with --do_val true")
+    check_positive(args, "batch_size", "predict_batch_size", "epoch", "max_seq_len",
+                   "skip_steps", "save_steps", "validation_steps", "doc_stride",
+                   "max_query_length", "max_answer_length", "n_best_size")
+    if args.in_tokens and args.batch_size < args.max_seq_len:
+        raise UsageError("--in_tokens true counts --batch_size in tokens: it must be at least "
+                         "--max_seq_len (%d), got %d" % (args.max_seq_len, args.batch_size))
+    for name in ("train_set", "dev_set", "test_set"):
+        if getattr(args, name) and "," in getattr(args, name):
+            raise UsageError("--%s takes one file for reading comprehension" % name)
+    check_files(args, "ernie_config_path", "vocab_path", "train_set", "dev_set", "test_set",
+                "init_checkpoint", "init_pretraining_params", "sentence_piece_model")
+
+
+def main(argv):
+    args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
+    print_arguments(args)
+    check_args(args)
+    runtime = Runtime(args.use_cuda)
+    set_seed(args.random_seed)
+
+    config = ErnieConfig(args.ernie_config_path)
+    config.print_config()
+    if args.max_seq_len > config["max_position_embeddings"]:
+        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
+                         % (args.max_seq_len, config["max_position_embeddings"],
+                            args.ernie_config_path))
+    reader = MRCReader(
+        vocab_path=args.vocab_path, max_seq_len=args.max_seq_len,
+        do_lower_case=args.do_lower_case, in_tokens=args.in_tokens,
+        random_seed=args.random_seed, tokenizer=args.tokenizer, for_cn=args.for_cn,
+        task_id=args.task_id, doc_stride=args.doc_stride,
+        max_query_length=args.max_query_length, sp_model=args.sentence_piece_model)
+    if len(reader.tokenizer.vocab) > config["vocab_size"]:
+        raise UsageError("%s has %d tokens but vocab_size in %s is %d"
+                         % (args.vocab_path, len(reader.tokenizer.vocab),
+                            args.ernie_config_path, config["vocab_size"]))
+
+    # read and check every input file before any work starts (features are cached)
+    eval_sets = []
+    if args.do_train:
+        reader.load(args.train_set, is_training=True)
+    if args.do_val:
+        eval_sets.append(("dev", args.dev_set))
+    if args.do_test:
+        if args.test_set:
+            eval_sets.append(("test", args.test_set))
+        else:
+            print("--do_test is true but no --test_set is given: nothing to predict.")
+    for _, path in eval_sets:
+        reader.load(path, is_training=False)
+
+    model = mrc.ErnieMRC(config)
+    init_model_params(model, args, training=args.do_train)
+    forward = compile_model(model, config, args.to_static)
+    predict_batch_size = args.predict_batch_size or args.batch_size
+
+    def evaluate(kind, path, phase):
+        examples, features = reader.load(path, is_training=False)
+        batches = reader.data_generator(path, predict_batch_size, epoch=1, shuffle=False,
+                                        phase=kind)()
+        _, line = mrc.evaluate(model, forward, batches, examples, features, phase,
+                               args.checkpoints, path, args.n_best_size,
+                               args.max_answer_length, args.do_lower_case, args.for_cn,
+                               has_answers=reader.has_answers(path))
+        print(line, flush=True)
+
+    if args.do_train:
+        num_trainers, trainer_id = runtime.num_trainers, runtime.trainer_id
+        num_features = reader.get_num_examples(args.train_set)
+        steps_per_epoch = reader.count_batches(args.train_set, args.batch_size) // num_trainers
+        max_train_steps = args.epoch * steps_per_epoch
+        warmup_steps = int(max_train_steps * args.warmup_proportion)
+        print("Device count: %d" % num_trainers)
+        print("Num train examples: %d" % num_features)
+        print("Num train questions: %d" % reader.get_num_questions(args.train_set))
+        print("Max train steps: %d" % max_train_steps)
+        print("Num warmup steps: %d" % warmup_steps)
+        optimizer, lr = make_optimizer(model.parameters(), args.learning_rate, warmup_steps,
+                                       max_train_steps, args.weight_decay, args.lr_scheduler)
+        train_forward = runtime.wrap(forward)
+        batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
+                                        shuffle=args.shuffle, phase="train",
+                                        trainer_id=trainer_id, num_trainers=num_trainers)()
+
+        def log_line(steps, means, speed):
+            return ("epoch: %d, progress: %d/%d, step: %d, ave loss: %f, speed: %f steps/s"
+                    % (reader.current_epoch, reader.current_example, num_features, steps,
+                       means["loss"], speed))
+
+        def validate(steps):
+            if not runtime.is_main:
+                return
+            for kind, path in eval_sets:
+                evaluate(kind, path, "%d_%s" % (steps, kind))
+
+        train_loop(model, optimizer, lr, batches,
+                   lambda batch: mrc.loss_and_stats(model, train_forward, batch),
+                   args, runtime, log_line, validate)
+
+    if runtime.is_main:
+        for kind, path in eval_sets:
+            print("Final validation result:" if kind == "dev" else "Final test result:")
+            evaluate(kind, path, kind)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
