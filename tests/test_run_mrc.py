@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import run_mrc
-from conftest import REPO, write_tiny_model
+from ernie_testkit import REPO, write_tiny_model
 from mrc_oracles import cmrc_scores, squad_scores
 from tokenization import BasicTokenizer
 from utils import cmrc2018_eval

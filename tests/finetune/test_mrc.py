@@ -6,7 +6,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import write_tiny_model
+from ernie_testkit import write_tiny_model
 from finetune import mrc
 from model.ernie import ErnieConfig
 from reader.mrc import MRCReader

@@ -9,7 +9,7 @@ import paddle
 import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 
-from conftest import write_tiny_model
+from ernie_testkit import write_tiny_model
 from finetune import sequence_label as sl
 from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import write_tiny_model
+from ernie_testkit import write_tiny_model
 from reader.mrc import (FIRST_UNIQUE_ID, MRCReader, chinese_doc_tokens, piece_char_spans,
                         whitespace_doc_tokens)
 from tokenization import BasicTokenizer

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, write_random_params
+from ernie_testkit import REPO, write_random_params
 
 SENTS = ["the cat sat on the mat .", "a dog ran in the park .", "it is a good movie .",
          "this film was bad .", "he likes green tea .", "she reads old books ."]

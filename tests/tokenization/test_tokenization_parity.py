@@ -3,7 +3,7 @@ thousands of real lines through both real ERNIE vocabularies, and on hand-picked
 import pytest
 
 import tokenization
-from conftest import bert_oracle
+from bert_oracle import bert_oracle
 
 MIN_LINES = 2000
 
