@@ -8,24 +8,24 @@ Writes <output_dir>/cls_emb.npy [N, H] (pooled output, one row per input line) a
 [SEP] included, in input order). The encoder runs as an exported program under Paddle
 Inference.
 """
-import argparse
 import os
 
 import numpy as np
 
-from utils.errors import UsageError, run_cli
+from utils.errors import DataError, UsageError, run_cli
 
 from model.ernie import ErnieConfig, ErnieModel
 from reader.task_reader import ExtractEmbeddingReader
-from utils.args import ArgumentGroup, print_arguments
+from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_pretraining_params
 from utils.fileio import atomic_path
 from utils.inference import Predictor, export, run_in_length_order
-from utils.trainer import check_files, check_positive, encoder_input_spec
+from utils.trainer import (check_against_config, check_files, check_positive,
+                           encoder_input_spec)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     model_g = ArgumentGroup(parser, "model", "model config and parameters.")
     model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
     model_g.add_arg("init_pretraining_params", str, None, "Encoder parameters to use.")
@@ -57,7 +57,10 @@ def main(argv):
     reader = ExtractEmbeddingReader(args.vocab_path, max_seq_len=args.max_seq_len,
                                     do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
                                     sp_model=args.sentence_piece_model)
+    check_against_config(args, config, reader.tokenizer.vocab)
     records = reader.records(args.data_set)
+    if not records:
+        raise DataError("%s: no examples after the header line (--data_set)" % args.data_set)
     print("Device count: 1")
     print("Total num examples: %d" % len(records))
 

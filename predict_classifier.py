@@ -8,26 +8,26 @@
 The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model
 (model.json, model.pdiparams and the label map) and run with Paddle Inference.
 """
-import argparse
 import os
 import shutil
 
 import numpy as np
 
-from utils.errors import UsageError, run_cli
+from utils.errors import DataError, UsageError, run_cli
 
 from finetune.classifier import ClassifierPredictor, ErnieClassifier
 from model.ernie import ErnieConfig
 from reader.task_reader import ClassifyReader
-from utils.args import ArgumentGroup, print_arguments
+from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_checkpoint
 from utils.fileio import atomic_write_text
 from utils.inference import Predictor, export, run_in_length_order
-from utils.trainer import check_files, check_positive, encoder_input_spec
+from utils.trainer import (check_against_config, check_files, check_positive,
+                           encoder_input_spec)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     model_g = ArgumentGroup(parser, "model", "model config and parameters.")
     model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
     model_g.add_arg("init_checkpoint", str, None, "Fine-tuned checkpoint to predict with.")
@@ -91,7 +91,16 @@ def main(argv):
         is_regression=args.is_regression,
         task_id=args.task_id if args.ernie_version == "2.0" else 0,
         sp_model=args.sentence_piece_model)
+    check_against_config(args, config, reader.tokenizer.vocab)
+    if reader.label_map and not args.is_regression and \
+            max(reader.label_map.values()) >= args.num_labels:
+        raise UsageError("%s has label ids up to %d but --num_labels is %d"
+                         % (args.label_map_config, max(reader.label_map.values()),
+                            args.num_labels))
     records = reader.records(args.predict_set)
+    if not records:
+        raise DataError("%s: no examples after the header line (--predict_set)"
+                        % args.predict_set)
 
     prefix = export_checkpoint(args, config)
     print("load inference model from %s" % os.path.dirname(prefix))

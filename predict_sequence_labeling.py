@@ -15,24 +15,24 @@ checkpoint, --max_seq_len and batch size both write the same predictions.
 The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model
 (model.json, model.pdiparams and label_map.json) and run with Paddle Inference.
 """
-import argparse
 import os
 import shutil
 
-from utils.errors import UsageError, run_cli
+from utils.errors import DataError, UsageError, run_cli
 
 from finetune.sequence_label import (ErnieSequenceLabeler, SequenceLabelPredictor,
                                      predict_labels, write_predictions)
 from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader
-from utils.args import ArgumentGroup, print_arguments
+from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_checkpoint
 from utils.inference import Predictor, export
-from utils.trainer import check_files, check_positive, encoder_input_spec
+from utils.trainer import (check_against_config, check_files, check_positive,
+                           encoder_input_spec)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     model_g = ArgumentGroup(parser, "model", "model config and parameters.")
     model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
     model_g.add_arg("init_checkpoint", str, None, "Fine-tuned checkpoint to predict with.")
@@ -98,11 +98,15 @@ def main(argv):
         do_lower_case=args.do_lower_case, is_inference=True, tokenizer=args.tokenizer,
         task_id=args.task_id if args.ernie_version == "2.0" else 0,
         sp_model=args.sentence_piece_model)
+    check_against_config(args, config, reader.tokenizer.vocab)
     num_labels = args.num_labels or len(reader.label_map)
     if num_labels != len(reader.label_map):
         raise UsageError("%s has %d labels but --num_labels is %d"
                          % (args.label_map_config, len(reader.label_map), num_labels))
     examples = reader.examples(args.predict_set)
+    if not examples:
+        raise DataError("%s: no examples after the header line (--predict_set)"
+                        % args.predict_set)
 
     prefix = export_checkpoint(args, config, num_labels)
     print("load inference model from %s" % os.path.dirname(prefix))

@@ -9,8 +9,10 @@ import os
 from utils.errors import DataError, UsageError, run_cli
 
 from finetune import classifier
+from finetune.metrics import METRIC_CHOICES
 from model.ernie import ErnieConfig
 from reader.task_reader import ClassifyReader
+from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.optimization import make_optimizer
@@ -32,6 +34,9 @@ def check_args(args):
         raise UsageError("--dev_set is required with --do_val true")
     if args.is_classify == args.is_regression:
         raise UsageError("exactly one of --is_classify and --is_regression must be true")
+    if args.metric not in METRIC_CHOICES:
+        raise UsageError("--metric %r is not one of: %s"
+                         % (args.metric, ", ".join(METRIC_CHOICES)))
     check_positive(args, "batch_size", "predict_batch_size", "epoch", "max_seq_len",
                    "skip_steps", "save_steps", "validation_steps", "num_labels")
     if args.in_tokens and args.batch_size < args.max_seq_len:
@@ -41,6 +46,16 @@ def check_args(args):
                 "diagnostic",
                 "init_checkpoint", "init_pretraining_params", "label_map_config",
                 "sentence_piece_model")
+
+
+def check_label_ids(records, path, num_labels):
+    """Training and dev labels must index the --num_labels outputs (the loss needs them; test
+    sets may carry the 2019 dummy label -1). Record i is line i + 2 of its file: read_tsv
+    turns every line after the header into a row or fails."""
+    for i, record in enumerate(records):
+        if not 0 <= record.label < num_labels:
+            raise DataError("%s:%d: label id %d is outside 0..%d (--num_labels %d)"
+                            % (path, i + 2, record.label, num_labels - 1, num_labels))
 
 
 def main(argv):
@@ -83,6 +98,8 @@ def main(argv):
         for path in (paths.split(",") if paths else []):
             if not reader.records(path):
                 raise DataError("%s: no examples after the header line (--%s)" % (path, flag))
+            if args.is_classify and flag in ("train_set", "dev_set"):
+                check_label_ids(reader.records(path), path, args.num_labels)
 
     model = classifier.ErnieClassifier(config, args.num_labels, args.is_regression)
     init_model_params(model, args, training=args.do_train)
@@ -161,7 +178,8 @@ def main(argv):
             lambda batch: classifier.loss_and_stats(model, train_forward, batch),
             args, runtime, log_line, validate, epoch_of=lambda: reader.current_epoch,
             start_step=resumed["step"] if resumed else 0,
-            train_state=lambda: dict(run_identity, data_position=reader.position))
+            train_state=lambda: dict(run_identity, data_position=reader.position),
+            amp=amp_from_args(args, runtime))
         state["steps"], state["epoch"] = steps, reader.current_epoch
 
     if runtime.is_main:

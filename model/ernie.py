@@ -60,11 +60,23 @@ class ErnieConfig(dict):
             raise DataError("%s: 'use_task_id' is set but 'task_type_vocab_size' is missing"
                             % self.source)
         ints = ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
-                "max_position_embeddings"]
+                "max_position_embeddings"] + [
+            key for key in ("type_vocab_size", "sent_type_vocab_size", "task_type_vocab_size")
+            if self.get(key) is not None]
         for key in ints:
-            if not isinstance(self[key], int) or self[key] <= 0:
+            if not isinstance(self[key], int) or isinstance(self[key], bool) or self[key] <= 0:
                 raise DataError("%s: '%s' must be a positive integer, got %r"
                                 % (self.source, key, self[key]))
+        def number(value):
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        for key in ("attention_probs_dropout_prob", "hidden_dropout_prob"):
+            if not number(self[key]) or not 0 <= self[key] <= 1:
+                raise DataError("%s: '%s' must be a number in [0, 1], got %r"
+                                % (self.source, key, self[key]))
+        if not number(self["initializer_range"]) or not 0 < self["initializer_range"] < 1e6:
+            raise DataError("%s: 'initializer_range' must be a positive number, got %r"
+                            % (self.source, self["initializer_range"]))
         if self["hidden_size"] % self["num_attention_heads"]:
             raise DataError("%s: hidden_size %d is not divisible by num_attention_heads %d"
                             % (self.source, self["hidden_size"], self["num_attention_heads"]))

@@ -7,6 +7,7 @@ shuffles the records with the reader's own seeded RandomState.
 """
 import collections
 import json
+import math
 
 import numpy as np
 
@@ -71,8 +72,11 @@ def load_label_map(path):
         raise DataError("%s: label map file not found" % path)
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError("%s: not a json label map (%s)" % (path, str(e).splitlines()[0]))
-    if not isinstance(label_map, dict) or not all(isinstance(v, int) for v in label_map.values()):
-        raise DataError("%s: a label map is a json object of label -> integer id" % path)
+    if not isinstance(label_map, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 63
+            for v in label_map.values()):
+        raise DataError("%s: a label map is a json object of label -> integer id (0 or more)"
+                        % path)
     return label_map
 
 
@@ -134,20 +138,27 @@ class BaseReader(object):
             return None
         if self.is_regression:
             try:
-                return float(label)
+                value = float(label)
             except ValueError:
                 raise DataError("%s: regression label %r is not a number"
                                 % (where(path, line), label))
+            if not math.isfinite(value):
+                raise DataError("%s: regression label %r is not a finite number"
+                                % (where(path, line), label))
+            return value
         if self.label_map is not None:
             if label not in self.label_map:
                 raise DataError("%s: label %r is not in the label map (%s)"
                                 % (where(path, line), label, ", ".join(sorted(self.label_map))))
             return self.label_map[label]
         try:
-            return int(label)
+            value = int(label)
         except ValueError:
             raise DataError("%s: label %r is not an integer id (give --label_map_config to map "
                             "label names)" % (where(path, line), label))
+        if not -2 ** 63 <= value < 2 ** 63:  # batches hold labels as int64
+            raise DataError("%s: label id %r is out of range" % (where(path, line), label))
+        return value
 
     def build_record(self, row, path, line):
         tokens_a = self.tokenizer.tokenize(self.clean_text(row["text_a"]))

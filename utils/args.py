@@ -19,6 +19,14 @@ def str2bool(value):
     raise argparse.ArgumentTypeError("expected true or false, got %r" % value)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line raises UsageError (one `error: ...` line, exit 2,
+    through utils.errors.run_cli) instead of printing the usage text and exiting."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
 class ArgumentGroup(object):
     """A titled group of flags; `add_arg("epoch", int, 3, "...")` registers `--epoch`."""
 

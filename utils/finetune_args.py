@@ -1,12 +1,10 @@
 """Flags shared by run_classifier.py, run_sequence_labeling.py and run_mrc.py (2019 names and
 defaults; new flags are marked as ours in their help)."""
-import argparse
-
-from utils.args import ArgumentGroup
+from utils.args import ArgumentGroup, ArgumentParser
 
 
 def build_parser(description):
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
 
     model_g = ArgumentGroup(parser, "model", "model config and parameters.")
     model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")

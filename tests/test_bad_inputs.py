@@ -1,0 +1,619 @@
+"""Bad inputs to every entry point fail early, in one line, with the right exit code.
+
+Each case runs an entry point's `main(argv)` under `utils.errors.run_cli`, exactly as its
+`__main__` does, and checks what a user sees: exit code 2 for a usage error (flag, path, a
+config or vocabulary that does not go with the others) and 1 for a data error (a file whose
+content is wrong); stderr ends in one `error: ...` line naming the file (and line) or flag;
+no traceback; and nothing written (every case runs in an empty working directory, where the
+default checkpoint, inference-model, embedding and output paths point, and it stays empty).
+
+Most cases run in-process (Paddle is imported once); `test_command_line` runs a few through
+real subprocesses, concurrently, to prove the command-line path itself, and `--debug`.
+"""
+import contextlib
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ernie_testkit import REPO, write_random_params, write_tiny_model
+from utils.errors import run_cli
+
+TEXTS = ["好的很", "坏的不", "这个手机不错", "质量差", "abc"]
+
+# ----------------------------------------------------------------------------------------------
+# the inputs
+
+
+class Env(object):
+    """Valid inputs for every entry point, plus `write(name, content)` for bad variants."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        model = write_tiny_model(self.root / "model", TEXTS, hidden=16, layers=1, heads=2,
+                                 max_pos=32)
+        write_random_params(model)
+        self.vocab = model / "vocab.txt"
+        self.config = model / "ernie_config.json"
+        self.params = model / "params"
+        wide = write_tiny_model(self.root / "model32", TEXTS, hidden=32, layers=1, heads=2,
+                                max_pos=32)
+        write_random_params(wide)
+        self.params32 = wide / "params"
+        self.vocab_size = json.loads(self.config.read_text())["vocab_size"]
+        self.cls_train = self.write("cls_train.tsv", "label\ttext_a\n1\t好的很\n0\t质量差\n")
+        self.cls_predict = self.write("cls_predict.tsv", "text_a\n好的很\n质量差\n")
+        self.label_map2 = self.write("labels2.json", json.dumps({"pos": 1, "neg": 0}))
+        self.label_map3 = self.write("labels3.json", json.dumps({"a": 0, "b": 1, "c": 2}))
+        self.ner_map = self.write("ner_labels.json", json.dumps({"B-PER": 0, "I-PER": 1,
+                                                                 "O": 2}))
+        self.ner_train = self.write("ner_train.tsv", "text_a\tlabel\n好\x02的\tB-PER\x02O\n")
+        self.ner_predict = self.write("ner_predict.tsv", "text_a\n好\x02的\n")
+        self.mrc_train = self.write("mrc_train.json", json.dumps(self.squad()))
+        self.pretrain_gz = self.root / "part-0.gz"
+        with gzip.open(self.pretrain_gz, "wt", encoding="utf-8") as f:
+            f.write("1 5 6 2 7 8 2;0 0 0 0 1 1 1;0 1 2 3 4 5 6;-1 0 1 -1 0 0 -1;1\n" * 4)
+        self.filelist = self.write("train_filelist", "part-0.gz\t1.1\n")
+        # what the bad file lists name: a malformed line 2, a .gz that is not gzip
+        with gzip.open(self.root / "bad-0.gz", "wt", encoding="utf-8") as f:
+            f.write("1 5 6 2;0 0 0 0;0 1 2 3;-1 0 0 -1;1\n1 5 6 2;0 0 0;0 1 2 3;-1 0 0 -1;1\n")
+        self.write("fake-0.gz", "1 5 6 2;0 0 0 0;0 1 2 3;-1 0 0 -1;1\n")
+
+    @staticmethod
+    def squad(context="这个手机不错", answer="不错", start=4):
+        return {"data": [{"paragraphs": [{"context": context, "qas": [
+            {"id": "q1", "question": "手机", "answers": [{"text": answer,
+                                                           "answer_start": start}]}]}]}]}
+
+    def write(self, name, content):
+        path = self.root / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    def empty_dir(self, name):
+        path = self.root / name
+        path.mkdir(exist_ok=True)
+        return path
+
+    def hf_without_weights(self):
+        """A transformers directory with its config.json but no weights file."""
+        path = self.empty_dir("hf_noweights")
+        (path / "config.json").write_text(json.dumps({"model_type": "ernie", "hidden_size": 16}))
+        return path
+
+    def params_copy(self, name, damage=None):
+        """A copy of the params dir; `damage(dir)` spoils it."""
+        target = self.root / name
+        if not target.exists():
+            shutil.copytree(self.params, target)
+            if damage:
+                damage(target)
+        return target
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return Env(tmp_path_factory.mktemp("inputs"))
+
+
+def set_flag(argv, flag, value=None):
+    """argv with `flag` set to `value` (replaced or appended); value None removes it."""
+    argv = list(argv)
+    if flag in argv:
+        i = argv.index(flag)
+        del argv[i:i + 2]
+    if value is not None:
+        argv += [flag, value]
+    return argv
+
+
+def flags(base, **changes):
+    for name, value in changes.items():
+        base = set_flag(base, "--" + name, value)
+    return base
+
+
+# ---- base command lines, valid as they are ---------------------------------------------------
+
+def model_flags(e):
+    return ["--use_cuda", "false", "--vocab_path", e.vocab, "--ernie_config_path", e.config,
+            "--max_seq_len", "16"]
+
+
+def run_classifier_argv(e, **changes):
+    return flags(model_flags(e) + [
+        "--do_train", "true", "--do_val", "false", "--do_test", "false",
+        "--train_set", e.cls_train, "--batch_size", "2", "--epoch", "1",
+        "--init_pretraining_params", e.params], **changes)
+
+
+def run_ner_argv(e, **changes):
+    return flags(model_flags(e) + [
+        "--do_train", "true", "--do_val", "false", "--do_test", "false",
+        "--train_set", e.ner_train, "--label_map_config", e.ner_map, "--num_labels", "3",
+        "--batch_size", "2", "--epoch", "1", "--init_pretraining_params", e.params], **changes)
+
+
+def run_mrc_argv(e, **changes):
+    return flags(model_flags(e) + [
+        "--max_seq_len", "32", "--max_query_length", "8", "--doc_stride", "8",
+        "--do_train", "true", "--do_val", "false", "--do_test", "false",
+        "--train_set", e.mrc_train, "--batch_size", "2", "--epoch", "1",
+        "--init_pretraining_params", e.params], **changes)
+
+
+def predict_classifier_argv(e, **changes):
+    return flags(model_flags(e) + ["--init_checkpoint", e.params,
+                                   "--predict_set", e.cls_predict], **changes)
+
+
+def predict_ner_argv(e, **changes):
+    return flags(model_flags(e) + ["--init_checkpoint", e.params, "--label_map_config",
+                                   e.ner_map, "--predict_set", e.ner_predict], **changes)
+
+
+def encoder_argv(e, **changes):
+    return flags(model_flags(e) + ["--init_pretraining_params", e.params,
+                                   "--data_set", e.cls_predict], **changes)
+
+
+def train_argv(e, **changes):
+    return flags(model_flags(e) + [
+        "--train_filelist", e.filelist, "--in_tokens", "false", "--batch_size", "2",
+        "--num_train_steps", "1", "--warmup_steps", "0", "--epoch", "1",
+        "--strict_data", "true", "--skip_steps", "1"], **changes)
+
+
+def convert_argv(e, src, to="pdparams", dst="out.pdparams"):
+    return [src, dst, "--to", to]
+
+
+def bad_config(e, name, change):
+    cfg = json.loads(e.config.read_text())
+    change(cfg)
+    return e.write(name, json.dumps(cfg))
+
+
+def add_classifier_head(num_labels, hidden=16):
+    """Damage for `params_copy`: a classifier head with `num_labels` outputs, as a fine-tuned
+    checkpoint holds it."""
+    def damage(directory):
+        import numpy as np
+        from utils.checkpoint import write_legacy_tensor
+        write_legacy_tensor(str(directory / "_cls_out_w"),
+                            np.zeros((hidden, num_labels), "float32"))
+        write_legacy_tensor(str(directory / "_cls_out_b"), np.zeros((num_labels,), "float32"))
+    return damage
+
+
+def truncate_file(path, keep=40):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+
+
+# ----------------------------------------------------------------------------------------------
+# the cases: (entry point, argv builder, exit code, substrings the error line must contain)
+
+CASES = {
+    # --- paths that do not exist ---
+    "missing_vocab": ("run_classifier", lambda e: run_classifier_argv(
+        e, vocab_path=e.root / "nope_vocab.txt"), 2, ["--vocab_path", "nope_vocab.txt"]),
+    "missing_config": ("run_classifier", lambda e: run_classifier_argv(
+        e, ernie_config_path=e.root / "nope.json"), 2, ["--ernie_config_path", "nope.json"]),
+    "missing_train_set": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.root / "nope.tsv"), 2, ["--train_set", "nope.tsv"]),
+    "missing_pretraining_params": ("run_classifier", lambda e: run_classifier_argv(
+        e, init_pretraining_params=e.root / "nope_params"), 2,
+        ["--init_pretraining_params", "nope_params"]),
+    "missing_init_checkpoint_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, init_checkpoint=e.root / "nope_ckpt"), 2, ["--init_checkpoint", "nope_ckpt"]),
+    "missing_predict_set": ("predict_sequence_labeling", lambda e: predict_ner_argv(
+        e, predict_set=e.root / "nope.tsv"), 2, ["--predict_set", "nope.tsv"]),
+    "missing_data_set_flag": ("ernie_encoder", lambda e: encoder_argv(e, data_set=None), 2,
+                              ["--data_set"]),
+    "missing_label_map_flag_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, label_map_config=None), 2, ["--label_map_config"]),
+    "missing_mrc_train_set": ("run_mrc", lambda e: run_mrc_argv(
+        e, train_set=e.root / "nope.json"), 2, ["--train_set", "nope.json"]),
+    "missing_filelist": ("train", lambda e: train_argv(
+        e, train_filelist=e.root / "nope_filelist"), 2, ["--train_filelist", "nope_filelist"]),
+    "missing_convert_src": ("convert_params", lambda e: convert_argv(
+        e, str(e.root / "nope_src")), 2, ["nope_src"]),
+
+    # --- configs ---
+    "corrupt_json_config": ("run_classifier", lambda e: run_classifier_argv(
+        e, ernie_config_path=e.write("corrupt.json", '{"hidden_size": 16,')), 1,
+        ["corrupt.json"]),
+    "config_missing_key": ("run_classifier", lambda e: run_classifier_argv(
+        e, ernie_config_path=bad_config(e, "no_hidden.json",
+                                        lambda c: c.pop("hidden_size"))), 1,
+        ["no_hidden.json", "hidden_size"]),
+    "config_dropout_not_a_number": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, ernie_config_path=bad_config(e, "dropout_str.json",
+                                        lambda c: c.update(hidden_dropout_prob="0.1"))), 1,
+        ["dropout_str.json", "hidden_dropout_prob"]),
+    "config_type_vocab_size_bool": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, ernie_config_path=bad_config(e, "types_bool.json",
+                                        lambda c: c.update(type_vocab_size=True))), 1,
+        ["types_bool.json", "type_vocab_size"]),
+    "config_not_object_encoder": ("ernie_encoder", lambda e: encoder_argv(
+        e, ernie_config_path=e.write("list.json", "[1, 2]")), 1, ["list.json"]),
+    "config_bad_heads_train": ("train", lambda e: train_argv(
+        e, ernie_config_path=bad_config(e, "heads3.json",
+                                        lambda c: c.update(num_attention_heads=3))), 1,
+        ["heads3.json", "num_attention_heads"]),
+
+    # --- vocab / config / checkpoint / label map that disagree ---
+    "vocab_larger_than_config": ("run_classifier", lambda e: run_classifier_argv(
+        e, ernie_config_path=bad_config(e, "small_vocab.json",
+                                        lambda c: c.update(vocab_size=5))), 2,
+        ["vocab.txt", "vocab_size", "small_vocab.json"]),
+    "vocab_larger_than_config_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, ernie_config_path=bad_config(e, "small_vocab.json",
+                                        lambda c: c.update(vocab_size=5))), 2,
+        ["vocab.txt", "vocab_size"]),
+    "vocab_larger_than_config_encoder": ("ernie_encoder", lambda e: encoder_argv(
+        e, ernie_config_path=bad_config(e, "small_vocab.json",
+                                        lambda c: c.update(vocab_size=5))), 2,
+        ["vocab.txt", "vocab_size"]),
+    "vocab_larger_than_config_ner_predict": ("predict_sequence_labeling",
+                                             lambda e: predict_ner_argv(
+        e, ernie_config_path=bad_config(e, "small_vocab.json",
+                                        lambda c: c.update(vocab_size=5))), 2,
+        ["vocab.txt", "vocab_size"]),
+    "vocab_larger_than_config_train": ("train", lambda e: train_argv(
+        e, ernie_config_path=bad_config(e, "small_vocab.json",
+                                        lambda c: c.update(vocab_size=5))), 2,
+        ["vocab.txt", "vocab_size"]),
+    "hidden_size_mismatch": ("run_classifier", lambda e: run_classifier_argv(
+        e, init_pretraining_params=e.params32), 1, ["params", "shape", "[", "32"]),
+    "hidden_size_mismatch_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, init_checkpoint=e.params32), 1, ["params", "shape"]),
+    "hidden_size_mismatch_encoder": ("ernie_encoder", lambda e: encoder_argv(
+        e, init_pretraining_params=e.params32), 1, ["params", "shape"]),
+    "checkpoint_label_count_mismatch": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, init_checkpoint=e.params_copy("params_3labels", add_classifier_head(3)),
+        num_labels="2"), 1, ["params_3labels", "_cls_out_w", "shape"]),
+    "label_map_vs_num_labels": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.label_map3, num_labels="2"), 2,
+        ["labels3.json", "--num_labels"]),
+    "label_map_vs_num_labels_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, label_map_config=e.label_map3, num_labels="2"), 2,
+        ["labels3.json", "--num_labels"]),
+    "label_map_vs_num_labels_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, num_labels="5"), 2, ["ner_labels.json", "--num_labels"]),
+    "label_map_vs_num_labels_ner_predict": ("predict_sequence_labeling",
+                                            lambda e: predict_ner_argv(e, num_labels="4"), 2,
+                                            ["ner_labels.json", "--num_labels"]),
+    "label_map_not_json": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.write("labels_bad.json", "{pos: 1")), 1, ["labels_bad.json"]),
+
+    # --- flags ---
+    "max_seq_len_over_positions": ("run_classifier", lambda e: run_classifier_argv(
+        e, max_seq_len="33"), 2, ["--max_seq_len", "max_position_embeddings"]),
+    "max_seq_len_over_positions_predict": ("predict_classifier",
+                                           lambda e: predict_classifier_argv(
+        e, max_seq_len="64"), 2, ["--max_seq_len", "max_position_embeddings"]),
+    "max_seq_len_over_positions_encoder": ("ernie_encoder", lambda e: encoder_argv(
+        e, max_seq_len="64"), 2, ["--max_seq_len", "max_position_embeddings"]),
+    "max_seq_len_over_positions_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, max_seq_len="40"), 2, ["--max_seq_len", "max_position_embeddings"]),
+    "max_seq_len_over_positions_mrc": ("run_mrc", lambda e: run_mrc_argv(
+        e, max_seq_len="40"), 2, ["--max_seq_len", "max_position_embeddings"]),
+    "max_seq_len_over_positions_train": ("train", lambda e: train_argv(
+        e, max_seq_len="40"), 2, ["--max_seq_len", "max_position_embeddings"]),
+    "batch_size_zero": ("run_classifier", lambda e: run_classifier_argv(e, batch_size="0"), 2,
+                        ["--batch_size"]),
+    "batch_size_negative": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, batch_size="-3"), 2, ["--batch_size"]),
+    "batch_size_zero_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, batch_size="0"), 2, ["--batch_size"]),
+    "batch_size_negative_encoder": ("ernie_encoder", lambda e: encoder_argv(
+        e, batch_size="-1"), 2, ["--batch_size"]),
+    "batch_size_zero_mrc": ("run_mrc", lambda e: run_mrc_argv(e, batch_size="0"), 2,
+                            ["--batch_size"]),
+    "batch_size_negative_train": ("train", lambda e: train_argv(e, batch_size="-2"), 2,
+                                  ["--batch_size"]),
+    "in_tokens_batch_below_seq_len": ("run_classifier", lambda e: run_classifier_argv(
+        e, in_tokens="true", batch_size="8"), 2, ["--in_tokens", "--max_seq_len"]),
+    "in_tokens_batch_small_train": ("train", lambda e: train_argv(
+        e, in_tokens="true", batch_size="50"), 2, ["--batch_size", "--in_tokens"]),
+    "unknown_tokenizer": ("run_classifier", lambda e: run_classifier_argv(
+        e, tokenizer="WhitespaceTokenizer"), 2, ["--tokenizer", "WhitespaceTokenizer"]),
+    "unknown_tokenizer_encoder": ("ernie_encoder", lambda e: encoder_argv(
+        e, tokenizer="Nope"), 2, ["--tokenizer", "Nope"]),
+    "unknown_metric": ("run_classifier", lambda e: run_classifier_argv(
+        e, metric="f2_score", do_val="true", dev_set=e.cls_train), 2, ["--metric", "f2_score"]),
+    "bad_boolean": ("run_classifier", lambda e: run_classifier_argv(e, do_train="maybe"), 2,
+                    ["--do_train", "maybe"]),
+    "bad_boolean_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, use_cuda="perhaps"), 2, ["--use_cuda", "perhaps"]),
+    "bad_int_flag": ("ernie_encoder", lambda e: encoder_argv(e, batch_size="many"), 2,
+                     ["--batch_size", "many"]),
+    "unknown_flag": ("run_sequence_labeling", lambda e: run_ner_argv(e) + ["--no_such_flag",
+                                                                          "1"], 2,
+                     ["--no_such_flag"]),
+    "bad_choice_lr_scheduler": ("train", lambda e: train_argv(e, lr_scheduler="cosine"), 2,
+                                ["--lr_scheduler", "cosine"]),
+    "nothing_to_do": ("run_classifier", lambda e: run_classifier_argv(e, do_train="false"), 2,
+                      ["--do_train", "--do_val", "--do_test"]),
+    "epoch_zero": ("run_mrc", lambda e: run_mrc_argv(e, epoch="0"), 2, ["--epoch"]),
+    "doc_stride_zero": ("run_mrc", lambda e: run_mrc_argv(e, doc_stride="0"), 2,
+                        ["--doc_stride"]),
+
+    # --- classification TSV ---
+    "tsv_too_few_columns": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("short.tsv", "label\ttext_a\n1\t好的\n0\n")), 1, ["short.tsv:3"]),
+    "tsv_no_header": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("noheader.tsv", "1\t好的\n0\t差\n")), 1, ["noheader.tsv:1"]),
+    "tsv_not_utf8": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("latin1.tsv", "label\ttext_a\n1\tcaf\u00e9\n".encode("latin-1"))),
+        1, ["latin1.tsv:2", "UTF-8"]),
+    "tsv_empty_file": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("empty.tsv", "")), 1, ["empty.tsv"]),
+    "tsv_header_only": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("header_only.tsv", "label\ttext_a\n")), 1, ["header_only.tsv"]),
+    "tsv_unknown_label": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.label_map2,
+        train_set=e.write("unk_label.tsv", "label\ttext_a\npos\t好\nmeh\t差\n")), 1,
+        ["unk_label.tsv:3", "meh"]),
+    "tsv_non_integer_label": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("word_label.tsv", "label\ttext_a\npos\t好\n")), 1,
+        ["word_label.tsv:2", "pos"]),
+    "tsv_label_id_over_num_labels": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("label5.tsv", "label\ttext_a\n1\t好\n5\t差\n")), 1,
+        ["label5.tsv:3", "--num_labels"]),
+    "tsv_dev_label_negative": ("run_classifier", lambda e: run_classifier_argv(
+        e, do_val="true", dev_set=e.write("dev_neg.tsv", "label\ttext_a\n-1\t好\n")), 1,
+        ["dev_neg.tsv:2", "--num_labels"]),
+    "tsv_infinite_regression": ("run_classifier", lambda e: run_classifier_argv(
+        e, is_classify="false", is_regression="true",
+        train_set=e.write("regr_inf.tsv", "label\ttext_a\n0.5\t好\n1e999\t差\n")), 1,
+        ["regr_inf.tsv:3", "finite"]),
+    "tsv_non_numeric_regression": ("run_classifier", lambda e: run_classifier_argv(
+        e, is_classify="false", is_regression="true",
+        train_set=e.write("regr.tsv", "label\ttext_a\n0.5\t好\nhigh\t差\n")), 1,
+        ["regr.tsv:3", "high"]),
+    "tsv_bad_dev_set": ("run_classifier", lambda e: run_classifier_argv(
+        e, do_val="true", dev_set=e.write("dev_short.tsv", "label\ttext_a\n1\n")), 1,
+        ["dev_short.tsv:2"]),
+    "tsv_predict_not_utf8": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, predict_set=e.write("pred_bin.tsv", b"text_a\n\xff\xfe\x00\n")), 1,
+        ["pred_bin.tsv:2"]),
+    "tsv_predict_header_only": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, predict_set=e.write("pred_empty.tsv", "text_a\n")), 1, ["pred_empty.tsv"]),
+    "tsv_encoder_no_text_a": ("ernie_encoder", lambda e: encoder_argv(
+        e, data_set=e.write("enc_nohead.tsv", "text\n好\n")), 1, ["enc_nohead.tsv:1", "text_a"]),
+    "tsv_encoder_header_only": ("ernie_encoder", lambda e: encoder_argv(
+        e, data_set=e.write("enc_empty.tsv", "text_a\n")), 1, ["enc_empty.tsv"]),
+
+    # --- vocabulary files ---
+    "vocab_not_utf8": ("run_classifier", lambda e: run_classifier_argv(
+        e, vocab_path=e.write("vocab_bin.txt", b"[PAD]\t0\n[CLS]\t1\n\xff\t2\n")), 1,
+        ["vocab_bin.txt:3"]),
+    "vocab_bad_id": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, vocab_path=e.write("vocab_id.txt", "[PAD]\t0\n[CLS]\tone\n")), 1, ["vocab_id.txt:2"]),
+    "vocab_without_cls": ("ernie_encoder", lambda e: encoder_argv(
+        e, vocab_path=e.write("vocab_nocls.txt", "[PAD]\t0\n[SEP]\t1\n")), 1,
+        ["vocab_nocls.txt", "[CLS]"]),
+
+    # --- sequence labelling (NER) ---
+    "ner_count_mismatch": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, train_set=e.write("ner_count.tsv", "text_a\tlabel\n好\x02的\tO\x02O\n好\x02的\tO\n")),
+        1, ["ner_count.tsv:3"]),
+    "ner_unknown_label": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, train_set=e.write("ner_unk.tsv", "text_a\tlabel\n好\x02的\tB-LOC\x02O\n")), 1,
+        ["ner_unk.tsv:2", "B-LOC"]),
+    "ner_empty_line": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, train_set=e.write("ner_blank.tsv", "text_a\tlabel\n好\x02的\tO\x02O\n\n好\tO\n")), 1,
+        ["ner_blank.tsv:3", "empty line"]),
+    "ner_label_map_without_O": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, num_labels="2", label_map_config=e.write("ner_noO.json",
+                                                    json.dumps({"B-PER": 0, "I-PER": 1}))),
+        1, ["ner_noO.json", "O"]),
+    "ner_predict_header_only": ("predict_sequence_labeling", lambda e: predict_ner_argv(
+        e, predict_set=e.write("ner_pred_empty.tsv", "text_a\n")), 1, ["ner_pred_empty.tsv"]),
+    "ner_predict_count_in_header": ("predict_sequence_labeling", lambda e: predict_ner_argv(
+        e, predict_set=e.write("ner_pred_nohead.tsv", "好\x02的\n")), 1,
+        ["ner_pred_nohead.tsv:1"]),
+
+    # --- reading comprehension json ---
+    "mrc_not_squad": ("run_mrc", lambda e: run_mrc_argv(
+        e, train_set=e.write("list.json", json.dumps([{"context": "x"}]))), 1,
+        ["list.json", "SQuAD"]),
+    "mrc_not_json": ("run_mrc", lambda e: run_mrc_argv(
+        e, train_set=e.write("broken.json", '{"data": [')), 1, ["broken.json", "json"]),
+    "mrc_answer_start_mismatch": ("run_mrc", lambda e: run_mrc_argv(
+        e, train_set=e.write("shifted.json", json.dumps(Env.squad(start=2)))), 1,
+        ["shifted.json", "q1", "answer_start"]),
+    "mrc_empty_context": ("run_mrc", lambda e: run_mrc_argv(
+        e, train_set=e.write("noctx.json", json.dumps(Env.squad(context="  ")))), 1,
+        ["noctx.json", "q1", "context"]),
+
+    # --- pretraining file lists and data ---
+    "filelist_missing_data_file": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_missing", "part-0.gz\t1.1\nnope-9.gz\t1.1\n")), 1,
+        ["fl_missing:2", "nope-9.gz"]),
+    "filelist_not_gz": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_txt", "part-0.txt\t1.1\n")), 1, ["fl_txt:1", ".gz"]),
+    "filelist_bad_weight": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_weight", "part-0.gz\tmuch\n")), 1,
+        ["fl_weight:1", "much"]),
+    "filelist_no_tab": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_notab", "part-0.gz 1.1\n")), 1, ["fl_notab:1"]),
+    "filelist_empty": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_empty", "\n")), 1, ["fl_empty"]),
+    "pretraining_malformed_line_strict": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_bad_line", "bad-0.gz\t1.1\n")), 1, ["bad-0.gz:2"]),
+    "pretraining_not_gzip_content": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_fake_gz", "fake-0.gz\t1.1\n")), 1, ["fake-0.gz"]),
+
+    # --- parameter files ---
+    "truncated_param_file": ("run_classifier", lambda e: run_classifier_argv(
+        e, init_pretraining_params=e.params_copy(
+            "params_trunc", lambda d: truncate_file(d / "word_embedding", 60))), 1,
+        ["word_embedding", "truncated"]),
+    "empty_params_dir": ("run_classifier", lambda e: run_classifier_argv(
+        e, init_pretraining_params=e.empty_dir("params_empty")), 1,
+        ["params_empty", "empty"]),
+    "hf_dir_without_weights": ("run_classifier", lambda e: run_classifier_argv(
+        e, init_pretraining_params=e.hf_without_weights()), 1,
+        ["hf_noweights", "model.safetensors"]),
+    "not_a_param_file": ("predict_sequence_labeling", lambda e: predict_ner_argv(
+        e, init_checkpoint=e.write("params.txt", "not parameters\n")), 1, ["params.txt"]),
+    "truncated_param_file_convert": ("convert_params", lambda e: convert_argv(
+        e, str(e.params_copy("params_trunc2",
+                             lambda d: truncate_file(d / "pooled_fc.w_0", 30)))), 1,
+        ["pooled_fc.w_0"]),
+    "hf_dir_without_weights_convert": ("convert_params", lambda e: convert_argv(
+        e, str(e.hf_without_weights()), to="paddle2019", dst="out_dir"), 1,
+        ["hf_noweights"]),
+    "convert_unknown_format": ("convert_params", lambda e: convert_argv(
+        e, str(e.params), to="onnx"), 2, ["--to", "onnx"]),
+
+    # --- prepare_data ---
+    "prepare_unknown_task": ("prepare_data", lambda e: ["poetry", "--output_dir", "data"], 2,
+                             ["poetry"]),
+    "prepare_no_output_dir": ("prepare_data", lambda e: ["ner"], 2, ["--output_dir"]),
+    "prepare_bad_seed": ("prepare_data", lambda e: ["ner", "--output_dir", "data",
+                                                   "--seed", "-1"], 2, ["--seed"]),
+}
+
+
+
+# ----------------------------------------------------------------------------------------------
+# running an entry point the way its __main__ does
+
+def entry_main(name):
+    if name == "convert_params":
+        from utils import convert_params as module
+    elif name == "prepare_data":
+        from utils import prepare_data as module
+    else:
+        module = __import__(name)
+    return module.main
+
+
+def run_in_process(name, argv, cwd):
+    """(exit code, stderr) of `run_cli(<name>.main, argv)` run in `cwd`."""
+    err, out = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                run_cli(entry_main(name), [str(a) for a in argv])
+                code = 0
+            except SystemExit as e:
+                code = e.code
+    finally:
+        os.chdir(old)
+    return code, err.getvalue()
+
+
+def check_failure(code, stderr, expected_code, names, cwd):
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr, stderr
+    assert lines, "nothing on stderr (exit code %r)" % code
+    last = lines[-1]
+    assert code == expected_code, "exit code %r, expected %r: %s" % (code, expected_code, last)
+    assert last.startswith("error: "), lines
+    assert sum(line.startswith("error: ") for line in lines) == 1, lines
+    for name in names:
+        assert name in last, "%r not named in: %s" % (name, last)
+    assert os.listdir(cwd) == [], "written in the working directory: %s" % os.listdir(cwd)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input(case, env, tmp_path):
+    entry, build, expected_code, names = CASES[case]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    code, stderr = run_in_process(entry, build(env), cwd)
+    check_failure(code, stderr, expected_code, names, cwd)
+
+
+def test_valid_inputs_pass_the_checks(env, tmp_path):
+    """The base command lines the cases spoil are themselves valid: each runs to its end (a
+    one-step training run, a prediction, a conversion), so every case fails for the one thing
+    it changes."""
+    for entry, argv in (("run_classifier", run_classifier_argv(env)),
+                        ("run_sequence_labeling", run_ner_argv(env)),
+                        ("run_mrc", run_mrc_argv(env)),
+                        ("train", train_argv(env)),
+                        ("predict_classifier", predict_classifier_argv(env)),
+                        ("predict_sequence_labeling", predict_ner_argv(env)),
+                        ("ernie_encoder", encoder_argv(env)),
+                        ("convert_params", convert_argv(env, str(env.params)))):
+        cwd = tmp_path / entry
+        cwd.mkdir()
+        code, stderr = run_in_process(entry, argv, cwd)
+        assert code == 0, stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# the real command line, in subprocesses (run concurrently)
+
+SUBPROCESS_CASES = {
+    "bad_boolean": ["run_classifier.py"],
+    "filelist_missing_data_file": ["train.py"],
+    "truncated_param_file_convert": ["-m", "utils.convert_params"],
+    "prepare_unknown_task": ["-m", "utils.prepare_data"],
+    "missing_init_checkpoint_predict": ["predict_classifier.py"],
+    "ner_unknown_label": ["run_sequence_labeling.py"],
+}
+
+
+@pytest.fixture(scope="module")
+def command_line_runs(env, tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    child_env = dict(os.environ, PYTHONPATH=str(REPO))
+    child_env.pop("ERNIE_DEBUG", None)
+    runs = {}
+    jobs = dict(SUBPROCESS_CASES)
+    jobs["debug"] = None
+    for case, command in sorted(jobs.items()):
+        cwd = base / case
+        cwd.mkdir()
+        if case == "debug":
+            argv = run_classifier_argv(env, train_set=env.root / "short.tsv") + ["--debug"]
+            env.write("short.tsv", "label\ttext_a\n1\t好的\n0\n")
+            command = ["run_classifier.py"]
+        else:
+            argv = CASES[case][1](env)
+        if command[0].endswith(".py"):
+            command = [str(REPO / command[0])]
+        proc = subprocess.Popen([sys.executable] + command + [str(a) for a in argv], cwd=cwd,
+                                env=child_env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        runs[case] = (proc, cwd)
+    results = {}
+    for case, (proc, cwd) in runs.items():
+        _, stderr = proc.communicate(timeout=120)
+        results[case] = (proc.returncode, stderr, cwd)
+    return results
+
+
+@pytest.mark.parametrize("case", sorted(SUBPROCESS_CASES))
+def test_command_line(case, command_line_runs):
+    code, stderr, cwd = command_line_runs[case]
+    _, _, expected_code, names = CASES[case]
+    check_failure(code, stderr, expected_code, names, cwd)
+
+
+def test_debug_shows_the_traceback(command_line_runs):
+    code, stderr, cwd = command_line_runs["debug"]
+    assert code == 1
+    assert "Traceback (most recent call last)" in stderr
+    assert "DataError: " in stderr and "short.tsv:3" in stderr
+    assert not any(line.startswith("error: ") for line in stderr.splitlines())
+    assert os.listdir(cwd) == []
