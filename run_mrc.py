@@ -21,6 +21,7 @@ from utils.errors import DataError, UsageError, run_cli
 from finetune import mrc
 from model.ernie import ErnieConfig
 from reader.mrc import MRCReader
+from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.optimization import make_optimizer
@@ -135,7 +136,7 @@ def main(argv):
 
         train_loop(model, optimizer, lr, batches,
                    lambda batch: mrc.loss_and_stats(model, train_forward, batch),
-                   args, runtime, log_line, validate)
+                   args, runtime, log_line, validate, amp=amp_from_args(args, runtime))
 
     if runtime.is_main:
         for kind, path in eval_sets:

@@ -19,6 +19,7 @@ from finetune import sequence_label
 from finetune.metrics import chunk_f1, extract_chunks
 from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader
+from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.optimization import make_optimizer
@@ -169,7 +170,7 @@ def main(argv):
             model, optimizer, lr, batches,
             lambda batch: sequence_label.loss_and_stats(model, train_forward, batch,
                                                         reader.id2label, args.chunk_scheme),
-            args, runtime, log_line, validate)
+            args, runtime, log_line, validate, amp=amp_from_args(args, runtime))
         state["steps"], state["epoch"] = steps, reader.current_epoch
 
     if runtime.is_main:

@@ -4,6 +4,7 @@ train.py, plus the runtime setup they share (threads, seeds, trainers, static gr
 A task hands the loop three things: `loss_and_stats(batch) -> (loss tensor, {name: tensor})`,
 a function that formats the train log line, and an optional `validate(steps)` callback.
 """
+import contextlib
 import math
 import os
 import time
@@ -92,7 +93,7 @@ class Window(object):
 
 
 def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log_line,
-               validate=None, epoch_of=None, start_step=0, train_state=None):
+               validate=None, epoch_of=None, start_step=0, train_state=None, amp=None):
     """Run optimisation over `batches`; returns the step count reached.
 
     Every `--skip_steps` prints `log_line(steps, means, speed)` (means over the window);
@@ -100,7 +101,9 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
     position) so a run can resume from it; every `--validation_steps`, and when `epoch_of()`
     moves to a new epoch, calls `validate(steps)`. A final checkpoint is saved. A non-finite
     loss stops the run before anything is saved from it. `start_step` continues the count of
-    a resumed run.
+    a resumed run. `amp` (utils.amp.amp_from_args(args, runtime); None: fp32) runs each
+    forward pass under fp16/bf16 autocast and the update through its loss scaler: a step whose
+    scaled gradients overflow is skipped (it still counts), a non-finite loss still stops.
     """
     steps, window, last_ckpt = start_step, Window(), None
 
@@ -113,13 +116,17 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
     batches = iter(batches)
     batch = next(batches, None)
     while batch is not None:
-        loss, stats = loss_and_stats(batch)
+        with (amp.autocast() if amp is not None else contextlib.nullcontext()):
+            loss, stats = loss_and_stats(batch)
         loss_value = float(loss)
         if not math.isfinite(loss_value):
             raise DataError("training loss is %s at step %d; last good checkpoint: %s"
                             % (loss_value, steps + 1, last_ckpt or "none saved yet"))
-        loss.backward()
-        optimizer.step()
+        if amp is not None:
+            amp.backward_and_step(loss, optimizer)
+        else:
+            loss.backward()
+            optimizer.step()
         optimizer.clear_grad()
         if not isinstance(lr, float):
             lr.step()
@@ -162,6 +169,20 @@ def check_files(args, *names):
         for path in str(value).split(","):
             if not os.path.exists(path):
                 raise UsageError("--%s: %s does not exist" % (name, path))
+
+
+def check_against_config(args, config, vocab):
+    """Before any model is built: --max_seq_len fits the config's position embeddings and
+    every vocabulary id fits its vocab_size (the embedding table the checkpoint holds)."""
+    if args.max_seq_len > config["max_position_embeddings"]:
+        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
+                         % (args.max_seq_len, config["max_position_embeddings"],
+                            args.ernie_config_path))
+    size = max(vocab.values()) + 1 if vocab else 0
+    if size > config["vocab_size"]:
+        raise UsageError("%s has ids up to %d but vocab_size in %s is %d"
+                         % (args.vocab_path, size - 1, args.ernie_config_path,
+                            config["vocab_size"]))
 
 
 def init_model_params(model, args, training):

@@ -1,0 +1,749 @@
+"""Pretraining data: the 2019 gz sample files (ERNIE 1.0 knowledge masking) and the document
+examples of the ERNIE 2.0 tasks.
+
+ERNIE 1.0 (`ErnieDataReader`)
+-----------------------------
+A file list has one line per data file, `path<TAB>mask_word_prob`. Once per epoch and file,
+`mask_word = random() < mask_word_prob` chooses word-level (knowledge) masking for the whole
+file, otherwise char-level masking. A relative path is taken from the working directory as in
+2019, or else from the file list's folder.
+
+A data file is gzip text, one sample a line, five `;`-separated fields of space-separated ints:
+`token_ids;sentence_type_ids;position_ids;seg_labels;next_sentence_label`, where seg_labels are
+0 at the first token of a word/phrase/entity, 1 at its other tokens and -1 at [CLS]/[SEP].
+Lines longer than max_seq_len are skipped (2019). Malformed lines (field count, lengths that
+disagree, non-integers, ids outside the vocabulary, ...) are reported as `file:line: why` and
+skipped, or raise DataError with `strict_data=True`.
+
+Batches are dicts of numpy arrays (the project's [B, L] layout, see reader/batching.py):
+`src_ids, pos_ids, sent_ids, task_ids` int64 [B, L], `input_mask` float32 [B, L],
+`mask_label, mask_pos` int64 [M] (flat `row * L + col` positions of the predicted tokens) and
+`labels` int64 [B] (next sentence).
+
+Differences from 2019, on purpose: random replacement ids are drawn from the real vocabulary
+(2019 used the config's vocab_size, 18000 for a 17964-token vocabulary); every random draw
+comes from RandomStates the reader owns (the file order one is shared by all trainers); the
+validation/test pass masks the same way every time; a batch where nothing was selected for
+prediction is dropped (2019 fed it and got a NaN loss).
+
+ERNIE 2.0 documents (`DocumentTaskReader`)
+------------------------------------------
+A document file has one document a line (a paragraph of raw text); sentences end after
+。！？ (and after .!? followed by a space, for English). The reader builds, on the fly, the
+examples of the document-level tasks of ERNIE 2.0 (capitalization prediction, token-document
+relation, sentence reordering, sentence distance); see `DOCUMENT_TASKS`.
+"""
+import collections
+import gzip
+import itertools
+import os
+import re
+import zlib
+
+import numpy as np
+
+from reader import batching
+from tokenization import BasicTokenizer, load_vocab
+from utils.errors import DataError, UsageError, where
+
+# the parsed sample of 2019: [token_ids, sent_ids, pos_ids, label, seg_labels] + mask_word
+Sample = collections.namedtuple("Sample", "token_ids sent_ids pos_ids label seg_labels")
+
+NEG_SAMPLE_BUFFER = 1000      # positives buffered for negative sampling (2019)
+SHUFFLE_BUFFER = 1000         # samples shuffled together when not negative sampling (Aug 2019)
+MAX_REPORTED = 10             # malformed lines printed per file before only counting them
+
+
+class MalformedLine(ValueError):
+    """Why a sample line cannot be used (the caller adds file and line)."""
+
+
+def special_ids(vocab, path="vocabulary"):
+    """[PAD], [CLS], [SEP], [MASK] ids of a vocabulary (2019: 0, 1, 2, 3)."""
+    out = []
+    for token in ("[PAD]", "[CLS]", "[SEP]", "[MASK]"):
+        if token not in vocab:
+            raise DataError("%s: the vocabulary has no %s token" % (path, token))
+        out.append(vocab[token])
+    return out
+
+
+def real_vocab_size(vocab):
+    """Ids of the vocabulary file are 0..size-1 (the random-replace range is [1, size))."""
+    return max(vocab.values()) + 1
+
+
+# ----------------------------------------------------------------------------------------------
+# file lists and sample lines
+
+def read_filelist(path):
+    """[(data file path, mask_word_prob)] of a file list; errors name the list's line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise DataError("%s: file list not found" % path)
+    except UnicodeDecodeError:
+        raise DataError("%s: file list is not UTF-8 text" % path)
+    base = os.path.dirname(os.path.abspath(path))
+    files = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = line.strip().split("\t")
+        if len(fields) != 2:
+            raise DataError("%s: expected `path<TAB>mask_word_prob`, got %r"
+                            % (where(path, number), line[:100]))
+        name, prob = fields[0].strip(), fields[1].strip()
+        try:
+            prob = float(prob)
+        except ValueError:
+            raise DataError("%s: mask_word_prob %r is not a number" % (where(path, number), prob))
+        if not name.endswith(".gz"):
+            raise DataError("%s: %s is not a gzip file (the name must end in .gz)"
+                            % (where(path, number), name))
+        resolved = name
+        if not os.path.isabs(name) and not os.path.exists(name):
+            resolved = os.path.join(base, name)
+        if not os.path.isfile(resolved):
+            raise DataError("%s: data file %s not found" % (where(path, number), name))
+        files.append((resolved, prob))
+    if not files:
+        raise DataError("%s: the file list names no data file" % path)
+    return files
+
+
+def _ints(field, what):
+    try:
+        return [int(x) for x in field.split()]
+    except ValueError:
+        bad = next(x for x in field.split() if not re.fullmatch(r"[+-]?\d+", x))
+        raise MalformedLine("%s: %r is not an integer" % (what, bad[:20]))
+
+
+def parse_sample(line, vocab_size, max_seq_len=None, sent_types=None, max_position=None):
+    """One text line -> Sample, or None when it is longer than max_seq_len (2019 skipped it).
+
+    Raises MalformedLine for what 2019 asserted (5 fields, equal lengths) or crashed on later
+    (non-integers, ids outside the vocabulary, sentence ids outside the config's sentence
+    types, seg labels other than -1/0/1, next sentence labels other than 0/1)."""
+    fields = line.strip().split(";")
+    if len(fields) != 5:
+        raise MalformedLine("expected 5 ';'-separated fields (token_ids;sentence_type_ids;"
+                            "position_ids;seg_labels;next_sentence_label), got %d" % len(fields))
+    token_ids = _ints(fields[0], "token_ids")
+    sent_ids = _ints(fields[1], "sentence_type_ids")
+    pos_ids = _ints(fields[2], "position_ids")
+    seg_labels = _ints(fields[3], "seg_labels")
+    label = _ints(fields[4], "next_sentence_label")
+    if not token_ids:
+        raise MalformedLine("no token ids")
+    lens = (len(token_ids), len(sent_ids), len(pos_ids), len(seg_labels))
+    if len(set(lens)) != 1:
+        raise MalformedLine("token_ids, sentence_type_ids, position_ids and seg_labels have "
+                            "different lengths %d, %d, %d, %d" % lens)
+    if len(label) != 1:
+        raise MalformedLine("next_sentence_label must be one integer, got %d" % len(label))
+    if max_seq_len is not None and len(token_ids) > max_seq_len:
+        return None
+    lo, hi = min(token_ids), max(token_ids)
+    if lo < 0 or hi >= vocab_size:
+        raise MalformedLine("token id %d is outside the vocabulary (0..%d)"
+                            % (lo if lo < 0 else hi, vocab_size - 1))
+    lo, hi = min(sent_ids), max(sent_ids)
+    if lo < 0 or (sent_types is not None and hi >= sent_types):
+        raise MalformedLine("sentence type id %d is outside 0..%s"
+                            % (lo if lo < 0 else hi, sent_types - 1 if sent_types else "n"))
+    lo, hi = min(pos_ids), max(pos_ids)
+    limit = min(x for x in (max_seq_len, max_position) if x is not None) \
+        if (max_seq_len or max_position) else None
+    if lo < 0 or (limit is not None and hi >= limit):
+        raise MalformedLine("position id %d is outside 0..%s"
+                            % (lo if lo < 0 else hi, limit - 1 if limit else "n"))
+    if not set(seg_labels) <= {-1, 0, 1}:
+        raise MalformedLine("seg_labels must be -1, 0 or 1, got %d"
+                            % next(s for s in seg_labels if s not in (-1, 0, 1)))
+    if label[0] not in (0, 1):
+        raise MalformedLine("next_sentence_label must be 0 or 1, got %d" % label[0])
+    return Sample(token_ids, sent_ids, pos_ids, label[0], seg_labels)
+
+
+def format_sample(token_ids, sent_ids, pos_ids, seg_labels, label):
+    """The 2019 text line of a sample (without the newline)."""
+    return ";".join([" ".join(map(str, token_ids)), " ".join(map(str, sent_ids)),
+                     " ".join(map(str, pos_ids)), " ".join(map(str, seg_labels)), str(label)])
+
+
+# ----------------------------------------------------------------------------------------------
+# masking (2019 batching.mask)
+
+def mask(batch_tokens, seg_labels, mask_word_tags, total_token_num, vocab_size, rng,
+         cls_id=1, sep_id=2, mask_id=3):
+    """Choose the tokens to predict and corrupt them, in place, exactly as 2019.
+
+    Two arrays are drawn over all tokens of the batch (before padding): probabilities
+    `rng.rand(total_token_num)` and replacement ids `rng.randint(1, vocab_size, ...)`; token j
+    of sentence s uses index offset_s + j.
+
+    Char masking (mask_word False): each token other than [CLS]/[SEP] with p <= 0.15 is
+    predicted; (0.03, 0.15] -> [MASK], (0.015, 0.03] -> random id, <= 0.015 kept.
+    Word masking: a word (a seg_label-0 token and the seg_label-1 tokens after it, ended by
+    the next 0 or -1) is selected by the draw of its first token (<= 0.15) and then predicted
+    in full; each of its tokens, with base 0.15 for the first and 1.0 for the others:
+    (0.2 base, base] -> [MASK], (0.1 base, 0.2 base] -> random id, otherwise kept.
+    Position 0 (always [CLS]) is the 'no open word' sentinel, as 2019.
+
+    Returns (batch_tokens, mask_label int64 [M], mask_pos int64 [M]) with
+    mask_pos = sentence * max_len + position.
+    """
+    max_len = max(len(sent) for sent in batch_tokens)
+    mask_label, mask_pos = [], []
+    prob_mask = rng.rand(total_token_num)
+    replace_ids = rng.randint(1, vocab_size, size=total_token_num)
+    prob_index = 0
+    for sent_index, sent in enumerate(batch_tokens):
+        row = sent_index * max_len
+        if mask_word_tags[sent_index]:
+            segs = seg_labels[sent_index]
+            beg = 0
+            for token_index in range(len(sent)):
+                seg_label = segs[token_index]
+                if seg_label == 1:
+                    continue
+                if beg == 0:
+                    if seg_label != -1:
+                        beg = token_index
+                    continue
+                if prob_mask[prob_index + beg] <= 0.15:
+                    for index in range(beg, token_index):
+                        prob = prob_mask[prob_index + index]
+                        base = 0.15 if index == beg else 1.0
+                        mask_label.append(sent[index])
+                        mask_pos.append(row + index)
+                        if base * 0.2 < prob <= base:
+                            sent[index] = mask_id
+                        elif base * 0.1 < prob <= base * 0.2:
+                            sent[index] = int(replace_ids[prob_index + index])
+                beg = 0 if seg_label == -1 else token_index
+        else:
+            for token_index, token in enumerate(sent):
+                prob = prob_mask[prob_index + token_index]
+                if prob > 0.15 or token == cls_id or token == sep_id:
+                    continue
+                mask_label.append(token)
+                mask_pos.append(row + token_index)
+                if prob > 0.03:
+                    sent[token_index] = mask_id
+                elif prob > 0.015:
+                    sent[token_index] = int(replace_ids[prob_index + token_index])
+        prob_index += len(sent)
+    return (batch_tokens, np.array(mask_label, dtype="int64"),
+            np.array(mask_pos, dtype="int64"))
+
+
+def prepare_batch_data(samples, mask_word_tags, total_token_num, vocab_size, rng, pad_id=0,
+                       cls_id=1, sep_id=2, mask_id=3, task_id=0):
+    """Samples of one batch -> masked, padded batch dict (see the module docstring)."""
+    batch_tokens = [list(s.token_ids) for s in samples]
+    batch_tokens, mask_label, mask_pos = mask(
+        batch_tokens, [s.seg_labels for s in samples], mask_word_tags, total_token_num,
+        vocab_size, rng, cls_id, sep_id, mask_id)
+    src = batching.pad_batch_data(batch_tokens, pad_id)
+    return {
+        "src_ids": src,
+        "pos_ids": batching.pad_batch_data([s.pos_ids for s in samples], pad_id),
+        "sent_ids": batching.pad_batch_data([s.sent_ids for s in samples], pad_id),
+        "input_mask": batching.input_mask(batch_tokens),
+        "task_ids": np.full_like(src, task_id),
+        "mask_label": mask_label,
+        "mask_pos": mask_pos,
+        "labels": np.array([s.label for s in samples], dtype="int64"),
+    }
+
+
+def _seed_for(seed, *extra):
+    """A 32-bit seed derived from `seed` and small integers (one stream per purpose/trainer)."""
+    return int(np.random.SeedSequence([seed] + list(extra)).generate_state(1)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# ERNIE 1.0 reader
+
+class ErnieDataReader(object):
+    """Batches of masked samples from a file list (2019 `reader/pretraining.py`, Aug 2019 API).
+
+    Progress, for the log line: `current_epoch` (1-based, as 2019), `current_file_index` /
+    `total_file`, `current_file` and `mask_type` ("mask_word" or "mask_char").
+
+    Sharding over trainers (PADDLE_TRAINER_ID / PADDLE_TRAINERS_NUM unless given): with at
+    least as many files as trainers, each trainer reads every N-th file of the epoch's order
+    (the Aug 2019 rule; the order is drawn from a RandomState shared by all trainers);
+    otherwise every trainer reads everything and takes every N-th batch
+    (batching.shard_batches).
+    """
+
+    def __init__(self, filelist, vocab_path, batch_size=4096, max_seq_len=512,
+                 shuffle_files=True, epoch=100, voc_size=0, is_test=False,
+                 generate_neg_sample=False, in_tokens=True, random_seed=1, strict_data=False,
+                 trainer_id=None, num_trainers=None, task_id=0, sent_types=None,
+                 max_position=None, verbose=True):
+        if in_tokens and batch_size <= 100:
+            raise UsageError("--batch_size counts tokens with --in_tokens true (the 2019 reader "
+                             "asserts batch_size > 100), got %d" % batch_size)
+        if batch_size <= 0:
+            raise UsageError("--batch_size must be positive, got %d" % batch_size)
+        if max_seq_len < 3:
+            raise UsageError("--max_seq_len must be at least 3, got %d" % max_seq_len)
+        self.vocab = load_vocab(vocab_path)
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id = special_ids(self.vocab, vocab_path)
+        # 2019 drew replacement ids below the config's vocab_size (`voc_size`); we use the
+        # vocabulary file's size so that no unused embedding row is ever fed (deliberate fix)
+        self.vocab_size = real_vocab_size(self.vocab)
+        self.config_vocab_size = voc_size
+        self.filelist = filelist
+        self.files = read_filelist(filelist)
+        self.batch_size = batch_size
+        self.max_seq_len = max_seq_len
+        self.in_tokens = in_tokens
+        self.is_test = is_test
+        self.epoch = 1 if is_test else epoch
+        self.shuffle_files = False if is_test else shuffle_files
+        self.generate_neg_sample = generate_neg_sample and not is_test
+        self.strict_data = strict_data
+        self.task_id = task_id
+        self.sent_types = sent_types
+        self.max_position = max_position
+        self.verbose = verbose
+        self.trainer_id = int(os.environ.get("PADDLE_TRAINER_ID", "0")) \
+            if trainer_id is None else trainer_id
+        self.num_trainers = int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) \
+            if num_trainers is None else num_trainers
+        if random_seed is None:
+            random_seed = 1 if self.num_trainers > 1 else int(np.random.randint(2 ** 31))
+        self.random_seed = random_seed
+        # file order: identical on all trainers; samples: identical too (batch-level sharding
+        # splits one common stream); masks: one stream per trainer
+        self.file_rng = np.random.RandomState(_seed_for(random_seed, 0))
+        self.sample_rng = np.random.RandomState(_seed_for(random_seed, 1))
+        self.mask_rng = np.random.RandomState(_seed_for(random_seed, 2, self.trainer_id))
+        self.shard_files = self.num_trainers > 1 and len(self.files) >= self.num_trainers
+        self.total_file = (len(self.files) // self.num_trainers * self.num_trainers
+                           if self.shard_files else len(self.files))
+        self.current_epoch = 0
+        self.current_file_index = 0
+        self.current_file = ""
+        self.mask_type = ""
+        self.stats = collections.Counter()
+        self._reported_files = set()    # malformed lines are printed on a file's first read
+
+    # ---- lines -> samples ------------------------------------------------------------------
+    def _bad_line(self, path, number, message, reported):
+        if self.strict_data:
+            raise DataError("%s: %s" % (where(path, number), message))
+        self.stats["malformed"] += 1
+        reported[0] += 1
+        if self.verbose and reported[0] <= MAX_REPORTED and path not in self._reported_files:
+            print("WARNING: %s: %s; line skipped" % (where(path, number), message), flush=True)
+
+    def read_file(self, path):
+        """Yield the Samples of one gz file; long lines skipped, malformed ones reported (the
+        first MAX_REPORTED of a file, on its first read) and counted in `stats`."""
+        reported = [0]
+        number = 0
+        try:
+            with gzip.open(path, "rb") as f:
+                for number, raw in enumerate(f, 1):
+                    try:
+                        line = raw.decode("utf-8")
+                        sample = parse_sample(line, self.vocab_size, self.max_seq_len,
+                                              self.sent_types, self.max_position)
+                    except UnicodeDecodeError:
+                        self._bad_line(path, number, "not UTF-8 text", reported)
+                        continue
+                    except MalformedLine as e:
+                        self._bad_line(path, number, str(e), reported)
+                        continue
+                    if sample is None:
+                        self.stats["too_long"] += 1
+                        continue
+                    if self.generate_neg_sample:
+                        if sample.label != 1:
+                            self._bad_line(path, number, "next_sentence_label is 0, but "
+                                           "--generate_neg_sample true expects positive pairs "
+                                           "only", reported)
+                            continue
+                        if self.sep_id not in sample.token_ids:
+                            self._bad_line(path, number, "no [SEP] token: cannot split the "
+                                           "pair for negative sampling", reported)
+                            continue
+                    self.stats["samples"] += 1
+                    yield sample
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError("%s: cannot read as gzip after line %d (%s)"
+                            % (path, number, str(e) or type(e).__name__))
+        first_read = path not in self._reported_files
+        self._reported_files.add(path)
+        if self.verbose and first_read and reported[0] > MAX_REPORTED:
+            print("WARNING: %s: %d malformed lines skipped in all (the first %d shown)"
+                  % (path, reported[0], MAX_REPORTED), flush=True)
+
+    def shuffle_samples(self, samples, buffer=SHUFFLE_BUFFER):
+        """Shuffle within consecutive buffers of samples (Aug 2019)."""
+        while True:
+            chunk = list(itertools.islice(samples, buffer))
+            if not chunk:
+                return
+            self.sample_rng.shuffle(chunk)
+            yield from chunk
+
+    def _split_sent(self, sample, max_len):
+        """The first sentence if it is at most max_len tokens, else the second (2019)."""
+        tokens, segs = sample.token_ids, sample.seg_labels
+        sep_index = tokens.index(self.sep_id)
+        if sep_index - 1 <= max_len:
+            return tokens[1:sep_index], segs[1:sep_index]
+        return tokens[sep_index + 1:-1], segs[sep_index + 1:-1]
+
+    def random_pair_neg_samples(self, pos_samples):
+        """Pair the left part of sample i with the right part of sample i+1 (label 0)."""
+        self.sample_rng.shuffle(pos_samples)
+        n = len(pos_samples)
+        negatives, miss = [], 0
+        if n < 2:
+            return negatives, miss
+        for i in range(n):
+            left, left_seg = self._split_sent(pos_samples[i], (self.max_seq_len - 3) // 2)
+            right, right_seg = self._split_sent(pos_samples[(i + 1) % n],
+                                                self.max_seq_len - 3 - len(left))
+            tokens = [self.cls_id] + left + [self.sep_id] + right + [self.sep_id]
+            if len(tokens) > self.max_seq_len:
+                miss += 1
+                continue
+            sent_ids = [0] * (len(left) + 2) + [1] * (len(right) + 1)
+            segs = [-1] + left_seg + [-1] + right_seg + [-1]
+            negatives.append(Sample(tokens, sent_ids, list(range(len(tokens))), 0, segs))
+        return negatives, miss
+
+    def mixin_negative_samples(self, pos_samples, buffer=NEG_SAMPLE_BUFFER):
+        """Buffers of positives, each followed by as many re-paired negatives, shuffled."""
+        miss_num = ideal = 0
+        while True:
+            chunk = list(itertools.islice(pos_samples, buffer))
+            if not chunk:
+                break
+            negatives, miss = self.random_pair_neg_samples(chunk)
+            miss_num += miss
+            ideal += len(chunk) if len(chunk) > 1 else 0
+            mixed = chunk + negatives
+            self.sample_rng.shuffle(mixed)
+            yield from mixed
+        if self.verbose:
+            print("stopiteration: reach end of file")
+            print("miss_num:%d\tideal_total_sample_num:%d\tmiss_rate:%f"
+                  % (miss_num, ideal, miss_num / ideal if ideal else 0.0), flush=True)
+
+    # ---- samples -> batches ----------------------------------------------------------------
+    def _epoch_files(self):
+        files = list(self.files)
+        if self.shuffle_files:
+            self.file_rng.shuffle(files)
+        if self.shard_files:
+            files = files[:self.total_file][self.trainer_id::self.num_trainers]
+        return files
+
+    def samples(self):
+        """(Sample, mask_word) over all epochs and files, updating the progress fields."""
+        for epoch in range(self.epoch):
+            self.current_epoch = epoch + 1
+            for index, (path, prob) in enumerate(self._epoch_files()):
+                mask_word = bool(self.sample_rng.random_sample() < prob)
+                self.current_file_index = (index + 1) * (self.num_trainers
+                                                         if self.shard_files else 1)
+                self.current_file = path
+                self.mask_type = "mask_word" if mask_word else "mask_char"
+                stream = self.read_file(path)
+                if not self.is_test:
+                    if self.generate_neg_sample:
+                        stream = self.mixin_negative_samples(stream)
+                    else:
+                        stream = self.shuffle_samples(stream)
+                for sample in stream:
+                    yield sample, mask_word
+
+    def _batches(self):
+        return batching.batch_records(self.samples(), self.batch_size, self.in_tokens,
+                                      length=lambda item: len(item[0].token_ids))
+
+    def data_generator(self):
+        """A function returning a generator of batch dicts (one pass over `epoch` epochs)."""
+
+        def generator():
+            if self.is_test:   # the same masks at every validation
+                self.mask_rng = np.random.RandomState(_seed_for(self.random_seed, 3))
+            batches = self._batches()
+            if self.num_trainers > 1 and not self.shard_files:
+                batches = batching.shard_batches(batches, self.trainer_id, self.num_trainers)
+            for group in batches:
+                samples = [s for s, _ in group]
+                batch = prepare_batch_data(
+                    samples, [m for _, m in group], sum(len(s.token_ids) for s in samples),
+                    self.vocab_size, self.mask_rng, self.pad_id, self.cls_id, self.sep_id,
+                    self.mask_id, self.task_id)
+                if not len(batch["mask_pos"]):
+                    self.stats["batches_without_mask"] += 1
+                    continue
+                yield batch
+
+        return generator
+
+
+# ----------------------------------------------------------------------------------------------
+# ERNIE 2.0: documents and the examples of the document-level tasks
+
+_SENT_END = "。！？"
+_SENT_CLOSE = "”’）》」』】〕)\"'"
+_ZH_SENTENCE = re.compile("[^%s]+(?:[%s]+[%s]*)?|[%s]+[%s]*" % (
+    _SENT_END, _SENT_END, re.escape(_SENT_CLOSE), _SENT_END, re.escape(_SENT_CLOSE)))
+_EN_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+")
+
+
+def split_sentences(text):
+    """Sentences of a paragraph: cut after 。！？ (closing quotes stay with the sentence), and
+    after .!? followed by whitespace (English). Empty pieces are dropped."""
+    out = []
+    for piece in _ZH_SENTENCE.findall(text):
+        for part in _EN_BREAK.split(piece):
+            if part.strip():
+                out.append(part.strip())
+    return out
+
+
+class Document(object):
+    """A tokenized document: sentences as lists of ids, and for each token whether its word
+    starts with a capital letter (for capitalization prediction)."""
+
+    __slots__ = ("sentences", "capitals")
+
+    def __init__(self, sentences, capitals):
+        self.sentences, self.capitals = sentences, capitals
+
+
+def tokenize_document(text, tokenizer, cased_splitter=BasicTokenizer(do_lower_case=False)):
+    """Raw paragraph -> Document. Words come from a cased BasicTokenizer so that their case is
+    known; each word is then tokenized (lower-cased) by `tokenizer`."""
+    sentences, capitals = [], []
+    for sentence in split_sentences(text):
+        ids, caps = [], []
+        for word in cased_splitter.tokenize(sentence):
+            pieces = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word))
+            ids.extend(pieces)
+            caps.extend([1 if word[:1].isupper() else 0] * len(pieces))
+        if ids:
+            sentences.append(ids)
+            capitals.append(caps)
+    return Document(sentences, capitals)
+
+
+def read_documents(path, tokenizer, min_sentences=1):
+    """Documents of a text file (one a line, UTF-8); DataError names the file and line."""
+    docs = []
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise DataError("%s: not UTF-8 text" % where(path, number))
+                if not text.strip():
+                    continue
+                doc = tokenize_document(text, tokenizer)
+                if len(doc.sentences) >= min_sentences:
+                    docs.append(doc)
+    except FileNotFoundError:
+        raise DataError("%s: document file not found" % path)
+    if not docs:
+        raise DataError("%s: no document with at least %d sentence(s)" % (path, min_sentences))
+    return docs
+
+
+Example = collections.namedtuple("Example", "token_ids sent_ids pos_ids label")
+
+
+def _pack(segments, cls_id, sep_id, sent_types):
+    """[CLS] s0 [SEP] s1 [SEP] ...; segment k gets sentence id min(k, sent_types - 1)."""
+    tokens, sent_ids = [cls_id], [0]
+    for k, seg in enumerate(segments):
+        tokens += list(seg) + [sep_id]
+        sent_ids += [min(k, sent_types - 1)] * (len(seg) + 1)
+    return tokens, sent_ids
+
+
+def _fit(segments, budget):
+    """Cut the longest segment's tail until the lengths fit in `budget` (none left empty)."""
+    segments = [list(s) for s in segments]
+    while sum(len(s) for s in segments) > budget:
+        longest = max(range(len(segments)), key=lambda k: len(segments[k]))
+        if len(segments[longest]) <= 1:
+            break
+        segments[longest].pop()
+    return segments
+
+
+def permutation_classes(max_segments):
+    """[(n, permutation)] for n = 1..max_segments: sentence reordering's Σ n! classes."""
+    return [(n, p) for n in range(1, max_segments + 1)
+            for p in itertools.permutations(range(n))]
+
+
+# document task -> number of labels (None: Σ n! for n = 1..max_segments)
+DOCUMENT_TASKS = collections.OrderedDict([
+    ("capitalization", 2), ("token_document_relation", 2), ("sentence_reordering", None),
+    ("sentence_distance", 3)])
+TOKEN_TASKS = ("capitalization", "token_document_relation")
+
+
+class DocumentTaskReader(object):
+    """Examples of one ERNIE 2.0 document-level task, drawn on the fly from documents.
+
+    kind:
+      capitalization          one sentence (or a run of them); per token: 1 when its word
+                              starts with a capital letter (English), 0 otherwise.
+      token_document_relation one sentence of a document; per token: 1 when the token also
+                              occurs in another sentence of the document.
+      sentence_reordering     a paragraph cut into n = 1..max_segments segments (sentence
+                              boundaries), shuffled; the class is the permutation among the
+                              Σ n! of `permutation_classes`.
+      sentence_distance       a sentence pair: 0 adjacent (B follows A), 1 same document but
+                              not adjacent, 2 different documents; classes drawn 1/3 each
+                              (a 2-sentence document gives 0 where 1 was drawn).
+    Token-level labels are -1 at [CLS]/[SEP] (not predicted). Batches are dicts with the
+    encoder inputs and `labels` ([B] for sentence tasks, [B, L] with -1 padding for token
+    tasks).
+    """
+
+    def __init__(self, kind, path, tokenizer, max_seq_len=512, batch_size=4096,
+                 in_tokens=True, random_seed=1, task_id=0, sent_types=2, max_segments=3,
+                 trainer_id=0, num_trainers=1, docs=None):
+        if kind not in DOCUMENT_TASKS:
+            raise UsageError("unknown document task %r (one of %s)"
+                             % (kind, ", ".join(DOCUMENT_TASKS)))
+        self.kind = kind
+        self.path = path
+        self.tokenizer = tokenizer
+        self.max_seq_len = max_seq_len
+        self.batch_size = batch_size
+        self.in_tokens = in_tokens
+        self.task_id = task_id
+        self.sent_types = sent_types
+        self.max_segments = max_segments
+        self.trainer_id, self.num_trainers = trainer_id, num_trainers
+        vocab = tokenizer.vocab
+        self.pad_id, self.cls_id, self.sep_id, _ = special_ids(vocab, getattr(
+            tokenizer, "vocab_file", "vocabulary"))
+        min_sentences = 2 if kind in ("token_document_relation", "sentence_distance") else 1
+        if docs is None:
+            docs = read_documents(path, tokenizer, min_sentences)
+        self.docs = [d for d in docs if len(d.sentences) >= min_sentences]
+        if not self.docs:
+            raise DataError("%s: %s needs documents of at least %d sentences; there are none"
+                            % (path, kind, min_sentences))
+        self.rng = np.random.RandomState(
+            _seed_for(random_seed, 10, list(DOCUMENT_TASKS).index(kind)))
+        self.classes = permutation_classes(max_segments)
+        self.current_epoch = 0
+        if kind == "sentence_distance" and len(self.docs) < 2:
+            raise DataError("%s: sentence_distance needs at least 2 documents" % path)
+
+    @property
+    def num_labels(self):
+        return DOCUMENT_TASKS[self.kind] or len(self.classes)
+
+    # ---- examples --------------------------------------------------------------------------
+    def _span(self, doc, budget):
+        """A run of consecutive sentences of `doc` starting at a random one, within budget."""
+        start = self.rng.randint(len(doc.sentences))
+        end, total = start, 0
+        while end < len(doc.sentences) and (end == start or
+                                            total + len(doc.sentences[end]) <= budget):
+            total += len(doc.sentences[end])
+            end += 1
+        return start, end
+
+    def example(self, doc_index):
+        doc, budget = self.docs[doc_index], self.max_seq_len - 2
+        if self.kind == "capitalization":
+            start, end = self._span(doc, budget)
+            ids = [t for s in doc.sentences[start:end] for t in s][:budget]
+            caps = [c for s in doc.capitals[start:end] for c in s][:budget]
+            tokens, sent_ids = _pack([ids], self.cls_id, self.sep_id, self.sent_types)
+            return Example(tokens, sent_ids, list(range(len(tokens))), [-1] + caps + [-1])
+        if self.kind == "token_document_relation":
+            k = self.rng.randint(len(doc.sentences))
+            ids = doc.sentences[k][:budget]
+            others = set(t for j, s in enumerate(doc.sentences) if j != k for t in s)
+            tokens, sent_ids = _pack([ids], self.cls_id, self.sep_id, self.sent_types)
+            return Example(tokens, sent_ids, list(range(len(tokens))),
+                           [-1] + [int(t in others) for t in ids] + [-1])
+        if self.kind == "sentence_reordering":
+            start, end = self._span(doc, self.max_seq_len - 1 - self.max_segments)
+            sents = doc.sentences[start:end]
+            flat = [t for s in sents for t in s]
+            n = int(self.rng.randint(1, min(self.max_segments, len(flat)) + 1))
+            if len(sents) >= n:      # cut at sentence boundaries
+                cuts = self.rng.choice(np.arange(1, len(sents)), n - 1, replace=False)
+                ends = np.cumsum([len(s) for s in sents])
+                cuts = [int(ends[c - 1]) for c in cuts]
+            else:                    # too few sentences: cut between tokens
+                cuts = [int(c) for c in self.rng.choice(np.arange(1, len(flat)), n - 1,
+                                                        replace=False)]
+            bounds = [0] + sorted(cuts) + [len(flat)]
+            segments = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
+            perm = tuple(int(i) for i in self.rng.permutation(n))
+            shuffled = _fit([segments[i] for i in perm], self.max_seq_len - 1 - n)
+            tokens, sent_ids = _pack(shuffled, self.cls_id, self.sep_id, self.sent_types)
+            return Example(tokens, sent_ids, list(range(len(tokens))),
+                           self.classes.index((n, perm)))
+        # sentence_distance
+        label = int(self.rng.randint(3))
+        n = len(doc.sentences)
+        if label == 1 and n < 3:
+            label = 0
+        a = int(self.rng.randint(n - 1)) if label == 0 else int(self.rng.randint(n))
+        if label == 0:
+            b_sent = doc.sentences[a + 1]
+        elif label == 1:
+            far = [j for j in range(n) if abs(j - a) > 1]
+            if not far:           # a sentence in the middle of a 3-sentence document
+                a, far = 0, [2]
+            b_sent = doc.sentences[far[self.rng.randint(len(far))]]
+        else:
+            other = (doc_index + 1 + self.rng.randint(len(self.docs) - 1)) % len(self.docs)
+            odoc = self.docs[other]
+            b_sent = odoc.sentences[self.rng.randint(len(odoc.sentences))]
+        pair = _fit([doc.sentences[a], b_sent], self.max_seq_len - 3)
+        tokens, sent_ids = _pack(pair, self.cls_id, self.sep_id, self.sent_types)
+        return Example(tokens, sent_ids, list(range(len(tokens))), label)
+
+    def examples(self):
+        """Endless: every epoch visits each document once, in a new order."""
+        while True:
+            self.current_epoch += 1
+            for index in self.rng.permutation(len(self.docs)):
+                yield self.example(int(index))
+
+    # ---- batches ---------------------------------------------------------------------------
+    def pad_batch(self, examples):
+        batch = batching.encoder_inputs(examples, self.pad_id, self.task_id)
+        if self.kind in TOKEN_TASKS:
+            batch["labels"] = batching.pad_batch_data([e.label for e in examples], -1)
+        else:
+            batch["labels"] = np.array([e.label for e in examples], dtype="int64")
+        return batch
+
+    def data_generator(self):
+        def generator():
+            batches = batching.batch_records(self.examples(), self.batch_size, self.in_tokens,
+                                             length=lambda e: len(e.token_ids))
+            for group in batching.shard_batches(batches, self.trainer_id, self.num_trainers):
+                yield self.pad_batch(group)
+        return generator

@@ -1,0 +1,206 @@
+"""train.py on the real 2019 demo data with a tiny config: the masked LM loss falls, the 2019 log
+lines parse, checkpoints (periodic and final), the MODEL_PATH export, --do_test, errors, and
+script/zh_task/pretrain.sh."""
+import contextlib
+import gzip
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import train
+from ernie_testkit import REPO
+from utils.checkpoint import read_legacy_dir
+from utils.errors import DataError, UsageError
+
+TRAIN_LINE = re.compile(
+    r"^epoch: (\d+), progress: (\d+)/(\d+), step: (\d+), loss: ([\d.]+), ppl: ([\d.]+), "
+    r"next_sent_acc: ([\d.]+), speed: ([\d.]+) steps/s, file: (.+), mask_type: (mask_word|mask_char)$")
+VALID_LINE = re.compile(
+    r"^\[validation_set\] epoch: (\d+), step: (\d+), loss: ([\d.]+), global ppl: ([\d.]+), "
+    r"batch-averged ppl: ([\d.]+), next_sent_acc: ([\d.]+), speed: ([\d.]+) steps/s$")
+TEST_LINE = re.compile(r"^\[test_set\] loss: ([\d.]+), global ppl: ([\d.]+), "
+                       r"next_sent_acc: ([\d.]+), speed: ([\d.]+) steps/s$")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from ernie_testkit import ERNIE2019
+    if not (ERNIE2019 / "data" / "demo_train_set.gz").exists():
+        pytest.skip("the 2019 files are not at %s (set ERNIE2019_DIR)" % ERNIE2019)
+    d = tmp_path_factory.mktemp("pretrain")
+    (d / "train_filelist").write_text("%s\t1.1\n" % (ERNIE2019 / "data" / "demo_train_set.gz"))
+    with gzip.open(ERNIE2019 / "data" / "demo_valid_set.gz", "rt") as f:
+        head = [next(f) for _ in range(120)]
+    with gzip.open(d / "valid.gz", "wt") as f:
+        f.write("".join(head))
+    (d / "valid_filelist").write_text("valid.gz\t0.0\n")
+    (d / "ernie_config.json").write_text(json.dumps(dict(
+        attention_probs_dropout_prob=0.1, hidden_act="relu", hidden_dropout_prob=0.1,
+        hidden_size=32, initializer_range=0.02, max_position_embeddings=160,
+        num_attention_heads=4, num_hidden_layers=2, type_vocab_size=2, vocab_size=18000)))
+    return d, ERNIE2019
+
+
+def flags(d, ernie2019, *extra):
+    return ["--use_cuda", "false", "--vocab_path", str(ernie2019 / "config" / "vocab.txt"),
+            "--ernie_config_path", str(d / "ernie_config.json"), "--max_seq_len", "160",
+            "--batch_size", "2048", "--random_seed", "1"] + list(extra)
+
+
+def run_main(argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = train.main(argv)
+    assert rc == 0
+    return out.getvalue().splitlines()
+
+
+@pytest.fixture(scope="module")
+def trained(setup):
+    d, ernie2019 = setup
+    lines = run_main(flags(
+        d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--valid_filelist",
+        str(d / "valid_filelist"), "--num_train_steps", "60", "--warmup_steps", "6",
+        "--learning_rate", "5e-3", "--skip_steps", "10", "--validation_steps", "30",
+        "--save_steps", "40", "--checkpoints", str(d / "ckpt"),
+        "--export_model_dir", str(d / "model")))
+    return d, ernie2019, lines
+
+
+def test_masked_lm_loss_falls_and_the_log_lines_parse(trained):
+    d, ernie2019, lines = trained
+    train_lines = [TRAIN_LINE.match(l) for l in lines if l.startswith("epoch: ") and
+                   "progress" in l]
+    valid = [VALID_LINE.match(l) for l in lines if l.startswith("[validation_set]")]
+    assert len(train_lines) == 6 and all(train_lines), lines[-20:]
+    assert [int(m.group(4)) for m in train_lines] == [10, 20, 30, 40, 50, 60]
+    first, last = train_lines[0], train_lines[-1]
+    assert first.group(1) == "1" and first.group(2, 3) == ("1", "1")
+    assert first.group(9).endswith("demo_train_set.gz") and first.group(10) == "mask_word"
+    # masked LM perplexity (the loss also holds next sentence, which stays near ln 2)
+    assert float(last.group(6)) < 0.5 * float(first.group(6)), (first.group(6), last.group(6))
+    assert len(valid) == 2 and all(valid)
+    assert [int(m.group(2)) for m in valid] == [30, 60]
+    assert float(valid[1].group(3)) < float(valid[0].group(3))
+
+
+def test_checkpoints_and_model_folder(trained):
+    d, _, _ = trained
+    assert sorted(os.listdir(d / "ckpt")) == ["step_40", "step_60"]   # periodic + final
+    params = read_legacy_dir(str(d / "ckpt" / "step_60"))
+    for name in ("word_embedding", "mask_lm_trans_fc.w_0", "mask_lm_out_fc.b_0",
+                 "next_sent_fc.w_0", "pooled_fc.w_0", "encoder_layer_1_ffn_fc_0.w_0"):
+        assert name in params
+    assert (d / "ckpt" / "step_60" / "optimizer.pdopt").exists()
+    assert sorted(os.listdir(d / "model")) == ["ernie_config.json", "params", "vocab.txt"]
+    exported = read_legacy_dir(str(d / "model" / "params"))
+    assert sorted(exported) == sorted(k for k in params)
+    assert (exported["word_embedding"] == params["word_embedding"]).all()
+    # the folder is what --init_pretraining_params takes
+    from model.ernie import ErnieConfig, ErnieModel
+    from utils.checkpoint import init_pretraining_params
+    loaded, missing, _ = init_pretraining_params(
+        ErnieModel(ErnieConfig(str(d / "model" / "ernie_config.json"))),
+        str(d / "model" / "params"))
+    assert not missing and "word_embedding" in loaded
+
+
+def test_do_test_reproduces_the_last_validation(trained):
+    d, ernie2019, lines = trained
+    last_valid = [VALID_LINE.match(l) for l in lines if l.startswith("[validation_set]")][-1]
+    out = run_main(flags(d, ernie2019, "--do_test", "true", "--test_filelist",
+                         str(d / "valid_filelist"), "--init_checkpoint",
+                         str(d / "ckpt" / "step_60"), "--skip_steps", "2"))
+    assert out.count("test begin") == 1 and "[test_set] steps: 2" in out
+    result = TEST_LINE.match(out[-1])
+    assert result, out[-3:]
+    # same parameters, same data, same (seeded) masks as the validation at step 60
+    assert abs(float(result.group(1)) - float(last_valid.group(3))) < 1e-4
+    assert abs(float(result.group(2)) - float(last_valid.group(4))) < 1e-2
+
+
+def test_usage_and_data_errors(setup, tmp_path):
+    d, ernie2019 = setup
+    with pytest.raises(UsageError, match=r"\[FATAL\] Please use --init_checkpoint"):
+        train.main(flags(d, ernie2019, "--do_test", "true", "--test_filelist",
+                         str(d / "valid_filelist")))
+    with pytest.raises(UsageError, match="batch_size > 100"):   # the 2019 default of 16
+        train.main(flags(d, ernie2019, "--train_filelist", str(d / "train_filelist"),
+                         "--batch_size", "16"))
+    with pytest.raises(UsageError, match="--train_filelist is required"):
+        train.main(flags(d, ernie2019))
+    with pytest.raises(UsageError, match="max_position_embeddings 160"):
+        train.main(flags(d, ernie2019, "--train_filelist", str(d / "train_filelist"),
+                         "--max_seq_len", "512"))
+    bad = tmp_path / "bad.gz"
+    with gzip.open(bad, "wt") as f:
+        f.write("1 5 2;0 0 0;0 1 2;-1 0 -1;1\n1 5;0 0 0;0 1 2;-1 0 -1;1\n")
+    (tmp_path / "filelist").write_text("bad.gz\t0.0\n")
+    with pytest.raises(DataError, match=r"bad\.gz:2: token_ids, sentence_type_ids"):
+        train.main(flags(d, ernie2019, "--train_filelist", str(tmp_path / "filelist"),
+                         "--strict_data", "true", "--checkpoints", str(tmp_path / "c")))
+    lines = run_main(flags(d, ernie2019, "--train_filelist", str(tmp_path / "filelist"),
+                           "--epoch", "3", "--checkpoints", str(tmp_path / "c")))
+    text = "\n".join(lines)
+    assert "bad.gz:2: token_ids, sentence_type_ids, position_ids and seg_labels have " \
+           "different lengths 2, 3, 3, 3; line skipped" in text
+    assert text.count("line skipped") == 1          # reported once, counted every epoch
+    assert "3 malformed lines were skipped" in text
+
+
+def test_pretrain_sh_uses_the_2019_settings_and_forwards_flags(setup, tmp_path):
+    d, ernie2019 = setup
+    env = dict(os.environ, TRAIN_FILELIST=str(d / "train_filelist"), VALID_FILELIST="",
+               VOCAB_PATH=str(ernie2019 / "config" / "vocab.txt"),
+               ERNIE_CONFIG_PATH=str(d / "ernie_config.json"),
+               CHECKPOINTS=str(tmp_path / "ckpt"), PYTHON=sys.executable)
+    proc = subprocess.run(
+        ["sh", str(REPO / "script" / "zh_task" / "pretrain.sh"), "--num_train_steps", "2",
+         "--max_seq_len", "160", "--batch_size", "2048", "--skip_steps", "1"],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for setting in ("learning_rate: 0.0001", "weight_decay: 0.01", "in_tokens: True",
+                    "validation_steps: 100", "save_steps: 10000", "warmup_steps: 5000",
+                    "num_train_steps: 2", "batch_size: 2048", "use_fast_executor: True"):
+        assert "\n%s\n" % setting in out, setting
+    assert len([l for l in out.splitlines() if TRAIN_LINE.match(l)]) == 2
+    assert os.listdir(tmp_path / "ckpt") == ["step_2"]
+    env["VOCAB_PATH"] = str(tmp_path / "missing.txt")
+    proc = subprocess.run(["sh", str(REPO / "script" / "zh_task" / "pretrain.sh")],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "missing.txt not found (set VOCAB_PATH" in proc.stderr
+
+
+def test_resume_auto_continues_where_the_checkpoint_left(setup, tmp_path):
+    """Killed after step 8 (only step_8 left): --resume auto ends where one run ends. Each run
+    is a process of its own, as in use (optimizer state names are per process)."""
+    d, ernie2019 = setup
+    import numpy as np
+    import shutil
+    common = [sys.executable, str(REPO / "train.py")] + flags(
+        d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--num_train_steps", "16",
+        "--warmup_steps", "4", "--learning_rate", "5e-3", "--skip_steps", "4",
+        "--save_steps", "8")
+
+    def run(*extra):
+        proc = subprocess.run(common + list(extra), capture_output=True, text=True,
+                              timeout=300, cwd=str(REPO))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.splitlines()
+
+    run("--checkpoints", str(tmp_path / "one"))
+    shutil.copytree(tmp_path / "one" / "step_8", tmp_path / "two" / "step_8")
+    lines = run("--checkpoints", str(tmp_path / "two"), "--resume", "auto")
+    text = "\n".join(lines)
+    assert "--resume auto: continuing from" in text and "Resuming at step 8" in text
+    assert [int(m.group(4)) for m in map(TRAIN_LINE.match, lines) if m] == [12, 16]
+    a = read_legacy_dir(str(tmp_path / "one" / "step_16"))
+    b = read_legacy_dir(str(tmp_path / "two" / "step_16"))
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
