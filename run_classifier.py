@@ -15,11 +15,10 @@ from reader.task_reader import ClassifyReader
 from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
-from utils.optimization import make_optimizer
 from utils.progress import progress
-from utils.trainer import (Runtime, check_files, check_positive, compile_model,
-                           init_model_params, resolve_resume, restore_training, set_seed,
-                           train_loop)
+from utils.trainer import (Runtime, check_against_config, check_files, check_positive,
+                           compile_model, init_model_params, plan_training, resolve_resume,
+                           restore_training, set_seed, train_loop)
 
 
 def check_args(args):
@@ -70,20 +69,13 @@ def main(argv):
 
     config = ErnieConfig(args.ernie_config_path)
     config.print_config()
-    if args.max_seq_len > config["max_position_embeddings"]:
-        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
-                         % (args.max_seq_len, config["max_position_embeddings"],
-                            args.ernie_config_path))
     reader = ClassifyReader(
         vocab_path=args.vocab_path, label_map_config=args.label_map_config,
         max_seq_len=args.max_seq_len, do_lower_case=args.do_lower_case,
         in_tokens=args.in_tokens, random_seed=args.random_seed, tokenizer=args.tokenizer,
         is_classify=args.is_classify, is_regression=args.is_regression, for_cn=args.for_cn,
         task_id=args.task_id, sp_model=args.sentence_piece_model)
-    if len(reader.tokenizer.vocab) > config["vocab_size"]:
-        raise UsageError("%s has %d tokens but vocab_size in %s is %d"
-                         % (args.vocab_path, len(reader.tokenizer.vocab),
-                            args.ernie_config_path, config["vocab_size"]))
+    check_against_config(args, config, reader.tokenizer.vocab)
     if reader.label_map is not None and not args.is_regression and \
             max(reader.label_map.values()) >= args.num_labels:
         raise UsageError("%s has label ids up to %d but --num_labels is %d"
@@ -137,15 +129,9 @@ def main(argv):
     if args.do_train:
         num_trainers, trainer_id = runtime.num_trainers, runtime.trainer_id
         num_examples = reader.get_num_examples(args.train_set)
-        steps_per_epoch = reader.count_batches(args.train_set, args.batch_size) // num_trainers
-        max_train_steps = args.epoch * steps_per_epoch
-        warmup_steps = int(max_train_steps * args.warmup_proportion)
-        print("Device count: %d" % num_trainers)
-        print("Num train examples: %d" % num_examples)
-        print("Max train steps: %d" % max_train_steps)
-        print("Num warmup steps: %d" % warmup_steps)
-        optimizer, lr = make_optimizer(model.parameters(), args.learning_rate, warmup_steps,
-                                       max_train_steps, args.weight_decay, args.lr_scheduler)
+        optimizer, lr = plan_training(args, runtime, num_examples,
+                                      reader.count_batches(args.train_set, args.batch_size),
+                                      model.parameters())
         run_identity = {"train_set": os.path.abspath(args.train_set),
                         "num_examples": num_examples, "batch_size": args.batch_size,
                         "num_trainers": num_trainers}

@@ -14,9 +14,8 @@ SQuAD v1.1 logic; a test file without gold answers is predicted but not scored. 
 (which retrained forever), the run ends when training ends. Every input file is read and
 checked before training starts, so a bad file stops the run with nothing written.
 """
-import os
 
-from utils.errors import DataError, UsageError, run_cli
+from utils.errors import UsageError, run_cli
 
 from finetune import mrc
 from model.ernie import ErnieConfig
@@ -24,9 +23,9 @@ from reader.mrc import MRCReader
 from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
-from utils.optimization import make_optimizer
-from utils.trainer import (Runtime, check_files, check_positive, compile_model,
-                           init_model_params, set_seed, train_loop)
+from utils.trainer import (Runtime, check_against_config, check_files, check_positive,
+                           compile_model, init_model_params, plan_training, set_seed,
+                           train_loop)
 
 
 def check_args(args):
@@ -61,20 +60,13 @@ def main(argv):
 
     config = ErnieConfig(args.ernie_config_path)
     config.print_config()
-    if args.max_seq_len > config["max_position_embeddings"]:
-        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
-                         % (args.max_seq_len, config["max_position_embeddings"],
-                            args.ernie_config_path))
     reader = MRCReader(
         vocab_path=args.vocab_path, max_seq_len=args.max_seq_len,
         do_lower_case=args.do_lower_case, in_tokens=args.in_tokens,
         random_seed=args.random_seed, tokenizer=args.tokenizer, for_cn=args.for_cn,
         task_id=args.task_id, doc_stride=args.doc_stride,
         max_query_length=args.max_query_length, sp_model=args.sentence_piece_model)
-    if len(reader.tokenizer.vocab) > config["vocab_size"]:
-        raise UsageError("%s has %d tokens but vocab_size in %s is %d"
-                         % (args.vocab_path, len(reader.tokenizer.vocab),
-                            args.ernie_config_path, config["vocab_size"]))
+    check_against_config(args, config, reader.tokenizer.vocab)
 
     # read and check every input file before any work starts (features are cached)
     eval_sets = []
@@ -108,16 +100,10 @@ def main(argv):
     if args.do_train:
         num_trainers, trainer_id = runtime.num_trainers, runtime.trainer_id
         num_features = reader.get_num_examples(args.train_set)
-        steps_per_epoch = reader.count_batches(args.train_set, args.batch_size) // num_trainers
-        max_train_steps = args.epoch * steps_per_epoch
-        warmup_steps = int(max_train_steps * args.warmup_proportion)
-        print("Device count: %d" % num_trainers)
-        print("Num train examples: %d" % num_features)
         print("Num train questions: %d" % reader.get_num_questions(args.train_set))
-        print("Max train steps: %d" % max_train_steps)
-        print("Num warmup steps: %d" % warmup_steps)
-        optimizer, lr = make_optimizer(model.parameters(), args.learning_rate, warmup_steps,
-                                       max_train_steps, args.weight_decay, args.lr_scheduler)
+        optimizer, lr = plan_training(args, runtime, num_features,
+                                      reader.count_batches(args.train_set, args.batch_size),
+                                      model.parameters())
         train_forward = runtime.wrap(forward)
         batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
                                         shuffle=args.shuffle, phase="train",

@@ -20,7 +20,6 @@ needs the punkt sentence model (a separate data download). Here the runs go thro
 regex equivalent of it; both need no data. They differ from ``word_tokenize`` only where punkt
 would cut a run into sentences (``"them. Thanks."`` keeps ``them.`` whole) and on curly quotes.
 """
-import collections
 import json
 import re
 import sys

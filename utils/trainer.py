@@ -185,6 +185,20 @@ def check_against_config(args, config, vocab):
                             config["vocab_size"]))
 
 
+def plan_training(args, runtime, num_examples, batches_per_epoch, parameters):
+    """The LR horizon from the real batch count, the 2019 lines that report it, and the
+    optimizer: returns (optimizer, lr)."""
+    from utils.optimization import make_optimizer
+    max_train_steps = args.epoch * (batches_per_epoch // runtime.num_trainers)
+    warmup_steps = int(max_train_steps * args.warmup_proportion)
+    print("Device count: %d" % runtime.num_trainers)
+    print("Num train examples: %d" % num_examples)
+    print("Max train steps: %d" % max_train_steps)
+    print("Num warmup steps: %d" % warmup_steps)
+    return make_optimizer(parameters, args.learning_rate, warmup_steps, max_train_steps,
+                          args.weight_decay, args.lr_scheduler)
+
+
 def init_model_params(model, args, training):
     """--init_checkpoint (everything present) wins over --init_pretraining_params (encoder
     only); evaluation-only runs need a checkpoint, as in 2019."""
