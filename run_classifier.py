@@ -134,7 +134,9 @@ def main(argv):
                                       model.parameters())
         run_identity = {"train_set": os.path.abspath(args.train_set),
                         "num_examples": num_examples, "batch_size": args.batch_size,
-                        "num_trainers": num_trainers}
+                        "num_trainers": num_trainers, "epoch": args.epoch,
+                        "learning_rate": args.learning_rate,
+                        "warmup_proportion": args.warmup_proportion}
         resumed = (restore_training(args.init_checkpoint, optimizer, run_identity)
                    if args.init_checkpoint else None)
         train_forward = runtime.wrap(forward)

@@ -54,6 +54,9 @@ def check_args(args):
 def main(argv):
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     print_arguments(args)
+    if args.resume:
+        raise UsageError("--resume is not available for run_mrc.py yet; use --init_checkpoint "
+                         "to start from a checkpoint's parameters")
     check_args(args)
     runtime = Runtime(args.use_cuda)
     set_seed(args.random_seed)

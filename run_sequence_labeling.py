@@ -23,8 +23,8 @@ from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.trainer import (Runtime, check_against_config, check_files, check_positive,
-                           compile_model, init_model_params, plan_training, set_seed,
-                           train_loop)
+                           compile_model, init_model_params, plan_training, resolve_resume,
+                           restore_training, set_seed, train_loop)
 
 
 def check_args(args):
@@ -73,6 +73,7 @@ def make_reader(args, config):
 def main(argv):
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     print_arguments(args)
+    resolve_resume(args)
     check_args(args)
     runtime = Runtime(args.use_cuda)
     set_seed(args.random_seed)
@@ -131,10 +132,18 @@ def main(argv):
         optimizer, lr = plan_training(args, runtime, num_examples,
                                       reader.count_batches(args.train_set, args.batch_size),
                                       model.parameters())
+        run_identity = {"train_set": os.path.abspath(args.train_set),
+                        "num_examples": num_examples, "batch_size": args.batch_size,
+                        "num_trainers": num_trainers, "epoch": args.epoch,
+                        "learning_rate": args.learning_rate,
+                        "warmup_proportion": args.warmup_proportion}
+        resumed = (restore_training(args.init_checkpoint, optimizer, run_identity)
+                   if args.init_checkpoint else None)
         train_forward = runtime.wrap(forward)
         batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
                                         shuffle=args.shuffle, phase="train",
-                                        trainer_id=trainer_id, num_trainers=num_trainers)()
+                                        trainer_id=trainer_id, num_trainers=num_trainers,
+                                        start=resumed and resumed["data_position"])()
 
         def log_line(steps, means, speed):
             state["steps"] = steps
@@ -157,7 +166,9 @@ def main(argv):
             model, optimizer, lr, batches,
             lambda batch: sequence_label.loss_and_stats(model, train_forward, batch,
                                                         reader.id2label, args.chunk_scheme),
-            args, runtime, log_line, validate, amp=amp_from_args(args, runtime))
+            args, runtime, log_line, validate, amp=amp_from_args(args, runtime),
+            start_step=resumed["step"] if resumed else 0,
+            train_state=lambda: dict(run_identity, data_position=reader.position))
         state["steps"], state["epoch"] = steps, reader.current_epoch
 
     if runtime.is_main:

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 
@@ -218,3 +219,36 @@ def test_predict_bad_input(tmp_path, trained, capsys):
         "--predict_set", bad, "--save_inference_model_path", tmp_path / "inf"], capsys)
     assert code == 1 and err == ["error: %s:3: empty line" % bad], err
     assert not (tmp_path / "inf").exists()
+
+
+def test_resume_auto_continues_where_the_run_stopped(tmp_path):
+    """A run stopped after its first checkpoint and resumed with --resume auto ends with the
+    parameters of the run that was never stopped."""
+    import shutil
+    from utils.checkpoint import read_legacy_dir
+    rows = ["中\x02国\tB-LOC\x02I-LOC", "他\x02好\tO\x02O", "李\x02明\x02来\tB-PER\x02I-PER\x02O",
+            "北\x02京\tB-LOC\x02I-LOC"] * 6
+    (tmp_path / "train.tsv").write_text("text_a\tlabel\n" + "\n".join(rows) + "\n",
+                                        encoding="utf-8")
+    labels = {"B-PER": 0, "I-PER": 1, "B-ORG": 2, "I-ORG": 3, "B-LOC": 4, "I-LOC": 5, "O": 6}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    model = write_tiny_model(tmp_path / "model", ["中国他好李明来北京"], max_pos=32)
+
+    def run(checkpoints, epochs, *extra):
+        return run_sequence_labeling.main([
+            "--use_cuda", "false", "--do_train", "true", "--do_val", "false",
+            "--do_test", "false", "--train_set", str(tmp_path / "train.tsv"),
+            "--label_map_config", str(tmp_path / "labels.json"), "--num_labels", "7",
+            "--vocab_path", str(model / "vocab.txt"),
+            "--ernie_config_path", str(model / "ernie_config.json"), "--max_seq_len", "16",
+            "--batch_size", "4", "--epoch", str(epochs), "--save_steps", "6",
+            "--random_seed", "5", "--checkpoints", str(checkpoints)] + list(extra))
+
+    run(tmp_path / "whole", 2)
+    # a run killed after its first checkpoint leaves exactly that checkpoint behind
+    (tmp_path / "parts").mkdir()
+    shutil.copytree(tmp_path / "whole" / "step_6", tmp_path / "parts" / "step_6")
+    run(tmp_path / "parts", 2, "--resume", "auto")
+    a = read_legacy_dir(str(tmp_path / "whole" / "step_12"))
+    b = read_legacy_dir(str(tmp_path / "parts" / "step_12"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)

@@ -122,11 +122,15 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
         if not math.isfinite(loss_value):
             raise DataError("training loss is %s at step %d; last good checkpoint: %s"
                             % (loss_value, steps + 1, last_ckpt or "none saved yet"))
-        if amp is not None:
-            amp.backward_and_step(loss, optimizer)
-        else:
-            loss.backward()
-            optimizer.step()
+        # Adam's moments are created on the first update and named from a global counter;
+        # a fresh name scope keeps them `<param>_moment1_0`, ..., whatever ran before in the
+        # process, so a checkpoint's optimizer state always finds its variables again
+        with paddle.utils.unique_name.guard():
+            if amp is not None:
+                amp.backward_and_step(loss, optimizer)
+            else:
+                loss.backward()
+                optimizer.step()
         optimizer.clear_grad()
         if not isinstance(lr, float):
             lr.step()
