@@ -1195,11 +1195,26 @@ def read_training_state(path):
     return state, optimizer_state, rng
 
 
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def latest_checkpoint(directory):
     """The `step_N` under `directory` with the highest N that passes verify_checkpoint
-    (older or damaged ones are skipped), or None."""
+    (older or damaged ones are skipped), or None. Half-written `step_N.tmp-<pid>` folders
+    that a killed run left behind (its process is gone) are removed."""
     if not os.path.isdir(directory):
         return None
+    for name in os.listdir(directory):
+        left = re.fullmatch(r"step_\d+\.(?:tmp|old)-(\d+)", name)
+        if left and not _process_alive(int(left.group(1))):
+            _remove_quietly(os.path.join(directory, name))
     steps = []
     for name in os.listdir(directory):
         match = re.fullmatch(r"step_(\d+)", name)
