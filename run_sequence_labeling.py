@@ -23,8 +23,8 @@ from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.trainer import (Runtime, check_against_config, check_files, check_positive,
-                           compile_model, init_model_params, plan_training, resolve_resume,
-                           restore_training, set_seed, train_loop)
+                           compile_model, init_model_params, prepare_training, resolve_resume,
+                           set_seed, train_loop)
 
 
 def check_args(args):
@@ -127,23 +127,9 @@ def main(argv):
             sequence_label.write_predictions(out, reader.examples(path), preds)
 
     if args.do_train:
-        num_trainers, trainer_id = runtime.num_trainers, runtime.trainer_id
-        num_examples = reader.get_num_examples(args.train_set)
-        optimizer, lr = plan_training(args, runtime, num_examples,
-                                      reader.count_batches(args.train_set, args.batch_size),
-                                      model.parameters())
-        run_identity = {"train_set": os.path.abspath(args.train_set),
-                        "num_examples": num_examples, "batch_size": args.batch_size,
-                        "num_trainers": num_trainers, "epoch": args.epoch,
-                        "learning_rate": args.learning_rate,
-                        "warmup_proportion": args.warmup_proportion}
-        resumed = (restore_training(args.init_checkpoint, optimizer, run_identity)
-                   if args.init_checkpoint else None)
+        num_examples, optimizer, lr, batches, loop_kwargs = prepare_training(
+            args, runtime, reader, model.parameters())
         train_forward = runtime.wrap(forward)
-        batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
-                                        shuffle=args.shuffle, phase="train",
-                                        trainer_id=trainer_id, num_trainers=num_trainers,
-                                        start=resumed and resumed["data_position"])()
 
         def log_line(steps, means, speed):
             state["steps"] = steps
@@ -167,8 +153,7 @@ def main(argv):
             lambda batch: sequence_label.loss_and_stats(model, train_forward, batch,
                                                         reader.id2label, args.chunk_scheme),
             args, runtime, log_line, validate, amp=amp_from_args(args, runtime),
-            start_step=resumed["step"] if resumed else 0,
-            train_state=lambda: dict(run_identity, data_position=reader.position))
+            **loop_kwargs)
         state["steps"], state["epoch"] = steps, reader.current_epoch
 
     if runtime.is_main:

@@ -203,6 +203,31 @@ def plan_training(args, runtime, num_examples, batches_per_epoch, parameters):
                           args.weight_decay, args.lr_scheduler)
 
 
+def prepare_training(args, runtime, reader, parameters):
+    """Everything before the loop for a fine-tuning reader: the optimizer and LR plan, the
+    state of a resumed run (--init_checkpoint / --resume auto over the same data), and the
+    batch stream from where that run stopped. Returns (num_examples, optimizer, lr, batches,
+    loop_kwargs), loop_kwargs being what train_loop needs to continue and to save resumably."""
+    num_examples = reader.get_num_examples(args.train_set)
+    optimizer, lr = plan_training(args, runtime, num_examples,
+                                  reader.count_batches(args.train_set, args.batch_size),
+                                  parameters)
+    run_identity = {"train_set": os.path.abspath(args.train_set), "num_examples": num_examples,
+                    "batch_size": args.batch_size, "num_trainers": runtime.num_trainers,
+                    "epoch": args.epoch, "learning_rate": args.learning_rate,
+                    "warmup_proportion": args.warmup_proportion}
+    resumed = (restore_training(args.init_checkpoint, optimizer, run_identity)
+               if args.init_checkpoint else None)
+    batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
+                                    shuffle=args.shuffle, phase="train",
+                                    trainer_id=runtime.trainer_id,
+                                    num_trainers=runtime.num_trainers,
+                                    start=resumed and resumed["data_position"])()
+    loop_kwargs = dict(start_step=resumed["step"] if resumed else 0,
+                       train_state=lambda: dict(run_identity, data_position=reader.position))
+    return num_examples, optimizer, lr, batches, loop_kwargs
+
+
 def init_model_params(model, args, training):
     """--init_checkpoint (everything present) wins over --init_pretraining_params (encoder
     only); evaluation-only runs need a checkpoint, as in 2019."""
