@@ -57,7 +57,7 @@ def prediction_agreement(demo_dir):
     if not os.path.exists(pred) or not tests:
         return None
     ours = np.array([[float(x) for x in l.split("\t")[:-1]] for l in open(pred)])
-    theirs = np.array([[float(x) for x in l.split("\t")[1].strip("[]").split()]
+    theirs = np.array([[float(x) for x in l.rstrip("\n").split("\t")[1].strip("[]").split()]
                        for l in open(os.path.join(demo_dir, tests[-1]))])
     return float(np.abs(ours - theirs).max()) if ours.shape == theirs.shape else None
 
@@ -99,7 +99,7 @@ def main(argv):
                      stage_seconds(d, "ner")))
     agreement = prediction_agreement(d)
     if agreement is not None:
-        rows.append(("batch prediction", "max |prob diff| vs the run's test output",
+        rows.append(("batch prediction", "max abs prob difference vs the run's test output",
                      "%.1e" % agreement, stage_seconds(d, "predict_embed")))
     emb = os.path.join(d, "embeddings", "cls_emb.npy")
     if os.path.exists(emb):
