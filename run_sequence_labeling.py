@@ -24,7 +24,7 @@ from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.trainer import (Runtime, check_against_config, check_files, check_positive,
                            compile_model, init_model_params, prepare_training, resolve_resume,
-                           set_seed, train_loop)
+                           set_seed, test_outputs, train_loop)
 
 
 def check_args(args):
@@ -113,16 +113,7 @@ def main(argv):
             evaluate(path, "dev")
 
     def predict_test_sets():
-        if not args.test_set:
-            print("--do_test is true but no --test_set is given: nothing to predict.")
-            return
-        test_sets, saves = args.test_set.split(","), args.test_save.split(",")
-        if len(test_sets) != len(saves):
-            raise UsageError("--test_set names %d files but --test_save %d"
-                             % (len(test_sets), len(saves)))
-        for path, save in zip(test_sets, saves):
-            out = "%s.%s.%s" % (save, state["epoch"], state["steps"])
-            print("testing %s, save to %s" % (path, out))
+        for path, out in test_outputs(args, state["epoch"], state["steps"]):
             _, preds = evaluate(path, "test")
             sequence_label.write_predictions(out, reader.examples(path), preds)
 

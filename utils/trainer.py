@@ -228,6 +228,22 @@ def prepare_training(args, runtime, reader, parameters):
     return num_examples, optimizer, lr, batches, loop_kwargs
 
 
+def test_outputs(args, epoch, steps):
+    """(--test_set file, `<test_save>.<epoch>.<steps>`) pairs, the 2019 naming of --do_test
+    outputs, with the 2019 `testing ..., save to ...` line for each."""
+    if not args.test_set:
+        print("--do_test is true but no --test_set is given: nothing to predict.")
+        return []
+    test_sets, saves = args.test_set.split(","), args.test_save.split(",")
+    if len(test_sets) != len(saves):
+        raise UsageError("--test_set names %d files but --test_save %d"
+                         % (len(test_sets), len(saves)))
+    pairs = [(path, "%s.%s.%s" % (save, epoch, steps)) for path, save in zip(test_sets, saves)]
+    for path, out in pairs:
+        print("testing %s, save to %s" % (path, out))
+    return pairs
+
+
 def init_model_params(model, args, training):
     """--init_checkpoint (everything present) wins over --init_pretraining_params (encoder
     only); evaluation-only runs need a checkpoint, as in 2019."""
