@@ -32,6 +32,7 @@ import sys
 import numpy as np
 
 from utils.errors import DataError, UsageError, where
+from utils.fileio import atomic_path
 
 # ---------------------------------------------------------------------------------------
 # Legacy LoDTensor files
@@ -253,23 +254,18 @@ def _tensor_bytes(array, name="tensor"):
 
 
 def _tmp_name(path):
-    return "%s.tmp-%d" % (path, os.getpid())
+    return "%s.tmp-%d" % (path, os.getpid())  # the name utils.fileio.atomic_path uses too
 
 
 def write_legacy_tensor(path, array):
     """Write one array as a Paddle LoDTensor file (atomic: temporary sibling + rename)."""
     path = os.fspath(path)
     header, arr = _tensor_bytes(array, name=where(path))
-    tmp = _tmp_name(path)
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(header)
             if arr.size:
                 f.write(memoryview(arr.reshape(-1)).cast("B"))
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
 
 
 def _remove_quietly(path):
@@ -475,13 +471,8 @@ def write_pdparams(params, path):
         obj[k] = np.ascontiguousarray(v.numpy() if hasattr(v, "numpy") and
                                       not isinstance(v, np.ndarray) else v)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
+    with atomic_path(path) as tmp:
         paddle.save(obj, tmp, protocol=4)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
 
 
 # ---------------------------------------------------------------------------------------
