@@ -23,32 +23,16 @@ from reader.mrc import MRCReader
 from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
-from utils.trainer import (Runtime, check_against_config, check_files, check_positive,
-                           compile_model, init_model_params, plan_training, set_seed,
-                           train_loop)
+from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
+                           init_model_params, plan_training, set_seed, train_loop)
 
 
 def check_args(args):
-    if not (args.do_train or args.do_val or args.do_test):
-        raise UsageError("one of --do_train, --do_val or --do_test must be true")
-    for name in ("ernie_config_path", "vocab_path"):
-        if not getattr(args, name):
-            raise UsageError("--%s is required" % name)
-    if args.do_train and not args.train_set:
-        raise UsageError("--train_set is required with --do_train true")
-    if args.do_val and not args.dev_set:
-        raise UsageError("--dev_set is required with --do_val true")
-    check_positive(args, "batch_size", "predict_batch_size", "epoch", "max_seq_len",
-                   "skip_steps", "save_steps", "validation_steps", "doc_stride",
-                   "max_query_length", "max_answer_length", "n_best_size")
-    if args.in_tokens and args.batch_size < args.max_seq_len:
-        raise UsageError("--in_tokens true counts --batch_size in tokens: it must be at least "
-                         "--max_seq_len (%d), got %d" % (args.max_seq_len, args.batch_size))
     for name in ("train_set", "dev_set", "test_set"):
         if getattr(args, name) and "," in getattr(args, name):
             raise UsageError("--%s takes one file for reading comprehension" % name)
-    check_files(args, "ernie_config_path", "vocab_path", "train_set", "dev_set", "test_set",
-                "init_checkpoint", "init_pretraining_params", "sentence_piece_model")
+    check_finetune_args(args, positive=("doc_stride", "max_query_length",
+                                        "max_answer_length", "n_best_size"))
 
 
 def main(argv):

@@ -155,11 +155,12 @@ class ErnieModel(nn.Layer):
         return seq_out, pooled
 
 
-class PretrainingHeads(nn.Layer):
-    """Masked LM over gathered positions and next-sentence prediction (ERNIE 1.0).
+class MaskedLMHead(nn.Layer):
+    """Masked LM over gathered positions (ernie_v1 `get_pretraining_output`): fc + act + layer
+    norm, output tied to the word embedding (or its own fc) + bias.
 
     mask_pos int64 [M] are flat indices into the padded batch (row * L + col), as 2019.
-    Returns mlm logits [M, V] and next-sentence logits [B, 2].
+    Returns logits [M, V]. Build it inside a fresh `unique_name.guard()` (its names are fixed).
     """
 
     def __init__(self, cfg, word_embedding, weight_sharing=True):
@@ -167,27 +168,37 @@ class PretrainingHeads(nn.Layer):
         hidden, init = cfg["hidden_size"], truncated_normal(cfg)
         self.word_embedding = word_embedding if weight_sharing else None
         self.act = activation(cfg["hidden_act"])
-        with paddle.utils.unique_name.guard():
-            self.trans_fc = named_linear(hidden, hidden, "mask_lm_trans_fc", init)
-            self.trans_norm = named_layer_norm(hidden, "mask_lm_trans")
-            if weight_sharing:
-                self.out_bias = self.create_parameter(
-                    [cfg["vocab_size"]], attr=paddle.ParamAttr(
-                        "mask_lm_out_fc.b_0", initializer=nn.initializer.Constant(0.0)),
-                    is_bias=True)
-            else:
-                self.out_fc = named_linear(hidden, cfg["vocab_size"], "mask_lm_out_fc", init)
-            self.next_sent_fc = named_linear(hidden, 2, "next_sent_fc", init)
+        self.trans_fc = named_linear(hidden, hidden, "mask_lm_trans_fc", init)
+        self.trans_norm = named_layer_norm(hidden, "mask_lm_trans")
+        if weight_sharing:
+            self.out_bias = self.create_parameter(
+                [cfg["vocab_size"]], attr=paddle.ParamAttr(
+                    "mask_lm_out_fc.b_0", initializer=nn.initializer.Constant(0.0)),
+                is_bias=True)
+        else:
+            self.out_fc = named_linear(hidden, cfg["vocab_size"], "mask_lm_out_fc", init)
 
-    def forward(self, seq_out, pooled, mask_pos):
-        hidden = seq_out.shape[-1]
-        picked = paddle.gather(paddle.reshape(seq_out, [-1, hidden]), mask_pos)
+    def forward(self, seq_out, mask_pos):
+        picked = paddle.gather(paddle.reshape(seq_out, [-1, seq_out.shape[-1]]), mask_pos)
         h = self.trans_norm(self.act(self.trans_fc(picked)))
         if self.word_embedding is not None:
-            mlm_logits = paddle.matmul(h, self.word_embedding, transpose_y=True) + self.out_bias
-        else:
-            mlm_logits = self.out_fc(h)
-        return mlm_logits, self.next_sent_fc(pooled)
+            return paddle.matmul(h, self.word_embedding, transpose_y=True) + self.out_bias
+        return self.out_fc(h)
+
+
+class PretrainingHeads(nn.Layer):
+    """ERNIE 1.0 pretraining: MaskedLMHead and next-sentence prediction (`next_sent_fc`).
+    Returns mlm logits [M, V] and next-sentence logits [B, 2]."""
+
+    def __init__(self, cfg, word_embedding, weight_sharing=True):
+        super().__init__()
+        with paddle.utils.unique_name.guard():
+            self.mlm = MaskedLMHead(cfg, word_embedding, weight_sharing)
+            self.next_sent_fc = named_linear(cfg["hidden_size"], 2, "next_sent_fc",
+                                             truncated_normal(cfg))
+
+    def forward(self, seq_out, pooled, mask_pos):
+        return self.mlm(seq_out, mask_pos), self.next_sent_fc(pooled)
 
 
 class ErnieForPretraining(nn.Layer):

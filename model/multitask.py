@@ -58,8 +58,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.static import InputSpec
 
-from model.ernie import ErnieModel, truncated_normal
-from model.transformer_encoder import activation, named_layer_norm, named_linear
+from model.ernie import ErnieModel, MaskedLMHead, truncated_normal
+from model.transformer_encoder import named_linear
 from utils.errors import DataError, UsageError
 
 MLM_KINDS = ("knowledge_masking",)
@@ -242,33 +242,6 @@ class MultiTaskConfig(object):
 
 # ----------------------------------------------------------------------------------------------
 # heads
-
-class MaskedLMHead(nn.Layer):
-    """The 2019 masked LM head (ernie_v1 `get_pretraining_output`): fc + act + layer norm on
-    the gathered positions, output tied to the word embedding (or its own fc) + bias."""
-
-    def __init__(self, cfg, word_embedding, weight_sharing=True):
-        super().__init__()
-        hidden, init = cfg["hidden_size"], truncated_normal(cfg)
-        self.word_embedding = word_embedding if weight_sharing else None
-        self.act = activation(cfg["hidden_act"])
-        self.trans_fc = named_linear(hidden, hidden, "mask_lm_trans_fc", init)
-        self.trans_norm = named_layer_norm(hidden, "mask_lm_trans")
-        if weight_sharing:
-            self.out_bias = self.create_parameter(
-                [cfg["vocab_size"]], attr=paddle.ParamAttr(
-                    "mask_lm_out_fc.b_0", initializer=nn.initializer.Constant(0.0)),
-                is_bias=True)
-        else:
-            self.out_fc = named_linear(hidden, cfg["vocab_size"], "mask_lm_out_fc", init)
-
-    def forward(self, seq_out, mask_pos):
-        picked = paddle.gather(paddle.reshape(seq_out, [-1, seq_out.shape[-1]]), mask_pos)
-        h = self.trans_norm(self.act(self.trans_fc(picked)))
-        if self.word_embedding is not None:
-            return paddle.matmul(h, self.word_embedding, transpose_y=True) + self.out_bias
-        return self.out_fc(h)
-
 
 class TaskForward(nn.Layer):
     """Encoder + one task's head: what one step of that task runs (compiled per task)."""

@@ -20,11 +20,11 @@ needs the punkt sentence model (a separate data download). Here the runs go thro
 regex equivalent of it; both need no data. They differ from ``word_tokenize`` only where punkt
 would cut a run into sentences (``"them. Thanks."`` keeps ``them.`` whole) and on curly quotes.
 """
-import json
 import re
 import sys
 
 from utils.errors import DataError, run_cli
+from utils.squad_eval import load_json
 
 # single characters; the original list also holds the two-character "……", which can never
 # equal one character, so it is left out here with no change in behaviour
@@ -165,25 +165,12 @@ def evaluate(ground_truth, predictions):
     return 100.0 * f1 / total, 100.0 * em / total, total, skipped
 
 
-def _load_json(path, what):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataError("%s: %s not found" % (path, what))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DataError("%s: %s is not json (%s)" % (path, what, str(e).splitlines()[0]))
-    if what == "predictions" and not isinstance(data, dict):
-        raise DataError("%s: predictions must be a json object {question id: answer}" % path)
-    return data
-
-
 def eval_file(dataset_file, prediction_file):
     """(EM, F1, (EM + F1) / 2, number of questions) for a SQuAD-format json and predictions."""
-    data = _load_json(dataset_file, "dataset")
+    data = load_json(dataset_file, "dataset")
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError("%s: not a SQuAD-format json (no \"data\" list)" % dataset_file)
-    f1, em, total, _ = evaluate(data, _load_json(prediction_file, "predictions"))
+    f1, em, total, _ = evaluate(data, load_json(prediction_file, "predictions"))
     return em, f1, (em + f1) / 2, total
 
 

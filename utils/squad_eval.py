@@ -72,7 +72,8 @@ def evaluate(dataset, predictions):
     return {"exact_match": 100.0 * em / total, "f1": 100.0 * f1 / total}
 
 
-def _load_json(path, what):
+def load_json(path, what):
+    """A dataset or predictions json, with one-line errors (shared with cmrc2018_eval)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -87,8 +88,8 @@ def _load_json(path, what):
 
 def eval_file(dataset_file, prediction_file):
     """(EM, F1, (EM + F1) / 2, number of questions) for a SQuAD json and a predictions.json."""
-    data = _load_json(dataset_file, "dataset")
-    predictions = _load_json(prediction_file, "predictions")
+    data = load_json(dataset_file, "dataset")
+    predictions = load_json(prediction_file, "predictions")
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError("%s: not a SQuAD json (no \"data\" list)" % dataset_file)
     scores = evaluate(data["data"], predictions)
@@ -101,13 +102,13 @@ def main(argv):
     if len(argv) != 2:
         print("usage: python -m utils.squad_eval DATASET.json PREDICTIONS.json", file=sys.stderr)
         return 2
-    data = _load_json(argv[0], "dataset")
+    data = load_json(argv[0], "dataset")
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError("%s: not a SQuAD json (no \"data\" list)" % argv[0])
     if data.get("version") not in (None, "1.1"):
         print("Evaluation expects v-1.1, but got dataset with v-%s" % data["version"],
               file=sys.stderr)
-    print(json.dumps(evaluate(data["data"], _load_json(argv[1], "predictions"))))
+    print(json.dumps(evaluate(data["data"], load_json(argv[1], "predictions"))))
     return 0
 
 

@@ -164,6 +164,28 @@ def check_positive(args, *names):
             raise UsageError("--%s must be positive, got %s" % (name, value))
 
 
+def check_finetune_args(args, required=(), positive=(), files=()):
+    """The checks every run_*.py shares, before any work: something to do, the paths each
+    mode needs (plus `required`), positive sizes (plus `positive`), a token budget that holds
+    one full sequence, and every named path present (plus `files`)."""
+    if not (args.do_train or args.do_val or args.do_test):
+        raise UsageError("one of --do_train, --do_val or --do_test must be true")
+    for name in ("ernie_config_path", "vocab_path") + tuple(required):
+        if not getattr(args, name):
+            raise UsageError("--%s is required" % name)
+    if args.do_train and not args.train_set:
+        raise UsageError("--train_set is required with --do_train true")
+    if args.do_val and not args.dev_set:
+        raise UsageError("--dev_set is required with --do_val true")
+    check_positive(args, "batch_size", "predict_batch_size", "epoch", "max_seq_len",
+                   "skip_steps", "save_steps", "validation_steps", *positive)
+    if args.in_tokens and args.batch_size < args.max_seq_len:
+        raise UsageError("--in_tokens true counts --batch_size in tokens: it must be at least "
+                         "--max_seq_len (%d), got %d" % (args.max_seq_len, args.batch_size))
+    check_files(args, "ernie_config_path", "vocab_path", "train_set", "dev_set", "test_set",
+                "init_checkpoint", "init_pretraining_params", "sentence_piece_model", *files)
+
+
 def check_files(args, *names):
     """Each named flag that is set must point at an existing path (comma lists allowed)."""
     for name in names:
