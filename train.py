@@ -20,6 +20,8 @@ import math
 import os
 import time
 
+import numpy as np
+
 from utils.errors import DataError, UsageError, run_cli
 
 import paddle
@@ -85,17 +87,31 @@ def pretraining_feed(batch, config):
     return [paddle.to_tensor(batch[name]) for name in names]
 
 
-def pretraining_losses(forward, batch, config):
+def pretraining_losses(forward, batch, config, runtime=None):
     """(mean MLM loss, mean NSP loss, NSP accuracy) of one batch, as tensors (train_loop runs
-    it under the mixed-precision autocast of --use_fp16/--use_bf16; evaluation in fp32)."""
+    it under the mixed-precision autocast of --use_fp16/--use_bf16; evaluation in fp32).
+
+    With several trainers, each loss is a sum over the trainer's tokens (sentences) divided
+    by the mean count over all trainers, so the averaged gradient is that of the mean over
+    everything the trainers saw together: N trainers with batch b train exactly as one with
+    batch N*b, although token-budget batches hold different numbers of masked tokens. The
+    returned values are then the trainer's share; `local_mlm` is its own mean, for the log.
+    """
     mlm_logits, nsp_logits = forward(*pretraining_feed(batch, config))
-    mlm_loss = F.cross_entropy(mlm_logits.astype("float32"),
-                               paddle.to_tensor(batch["mask_label"])).mean()
     labels = paddle.to_tensor(batch["labels"])
     nsp_logits = nsp_logits.astype("float32")
-    nsp_loss = F.cross_entropy(nsp_logits, labels).mean()
+    mlm_sum = F.cross_entropy(mlm_logits.astype("float32"),
+                              paddle.to_tensor(batch["mask_label"]), reduction="sum")
+    nsp_sum = F.cross_entropy(nsp_logits, labels, reduction="sum")
+    counts = np.array([len(batch["mask_label"]), len(batch["labels"])], "float32")
+    per_trainer = counts
+    if runtime is not None and runtime.num_trainers > 1:
+        total = paddle.to_tensor(counts)
+        paddle.distributed.all_reduce(total)
+        per_trainer = total.numpy() / runtime.num_trainers
     acc = (paddle.argmax(nsp_logits, axis=-1) == labels).astype("float32").mean()
-    return mlm_loss, nsp_loss, acc
+    return (mlm_sum / float(per_trainer[0]), nsp_sum / float(per_trainer[1]), acc,
+            float(mlm_sum) / counts[0])
 
 
 def evaluate(model, forward, batches, config, skip_steps=None):
@@ -105,7 +121,7 @@ def evaluate(model, forward, batches, config, skip_steps=None):
     sums = {"loss": 0.0, "lm": 0.0, "ppl": 0.0, "acc": 0.0}
     with paddle.no_grad():
         for batch in batches:
-            mlm, nsp, acc = pretraining_losses(forward, batch, config)
+            mlm, nsp, acc, _ = pretraining_losses(forward, batch, config)
             lm = float(mlm)
             sums["loss"] += lm + float(nsp)
             sums["lm"] += lm
@@ -223,8 +239,7 @@ def train(args, config, runtime):
     print("Num train steps: %d, warmup steps: %d" % (args.num_train_steps, args.warmup_steps))
 
     def loss_and_stats(batch):
-        mlm, nsp, acc = pretraining_losses(train_forward, batch, config)
-        lm = float(mlm)
+        mlm, nsp, acc, lm = pretraining_losses(train_forward, batch, config, runtime)
         return mlm + nsp, {"lm_loss": lm, "ppl": math.exp(min(lm, 700)), "acc": float(acc)}
 
     def log_line(steps, means, speed):

@@ -35,7 +35,7 @@ from model.ernie import ErnieConfig, ErnieModel  # noqa: E402
 from utils.checkpoint import model_params, save_params  # noqa: E402
 from utils.inference import Predictor, export  # noqa: E402
 from utils.optimization import make_optimizer  # noqa: E402
-from utils.trainer import compile_model, encoder_input_spec  # noqa: E402
+from utils.trainer import compile_model, encoder_input_spec, set_cpu_threads  # noqa: E402
 
 SHAPES = {
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4),
@@ -95,6 +95,7 @@ def forward_flops(cfg, batch_size, seq_len):
 
 def paddle_side(cfg, batches, warmup, threads, workdir):
     paddle.set_device("cpu")
+    set_cpu_threads(threads)
     model = ErnieClassifier(cfg, 2)
     forward = compile_model(model, cfg, True)
     optimizer, lr = make_optimizer(model.parameters(), 5e-5, 0, 1000, 0.01)

@@ -16,6 +16,7 @@ import paddle.nn.functional as F
 
 from finetune.metrics import classification_metrics, format_eval_line
 from model.ernie import ErnieModel, encoder_input_names, truncated_normal
+from model.transformer_encoder import dropout
 from utils.fileio import atomic_write_text
 
 
@@ -39,7 +40,7 @@ class ErnieClassifier(nn.Layer):
     def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         _, pooled = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
         rate = self.ernie.cfg["hidden_dropout_prob"]
-        return self.cls_out(F.dropout(pooled, p=rate, training=self.training))
+        return self.cls_out(dropout(pooled, rate, self.training))
 
     def outputs(self, logits):
         """What prediction reports: class probabilities, or the regression score [B, 1]."""

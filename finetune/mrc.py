@@ -28,6 +28,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from model.ernie import ErnieModel, encoder_input_names, truncated_normal
+from model.transformer_encoder import dropout
 from tokenization import BasicTokenizer
 from utils import cmrc2018_eval, squad_eval
 from utils.errors import DataError
@@ -52,7 +53,7 @@ class ErnieMRC(nn.Layer):
 
     def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         seq_out, _ = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
-        logits = self.cls_mrc_out(F.dropout(seq_out, p=0.1, training=self.training))
+        logits = self.cls_mrc_out(dropout(seq_out, 0.1, self.training))
         return logits[:, :, 0], logits[:, :, 1]
 
 

@@ -35,6 +35,7 @@ import paddle.nn.functional as F
 from finetune.classifier import encoder_feed
 from finetune.metrics import chunk_counts, chunk_f1, format_chunk_line
 from model.ernie import ErnieModel, encoder_input_names, truncated_normal
+from model.transformer_encoder import dropout
 from reader.task_reader import best_window_of_pieces
 from utils.fileio import atomic_write_text
 from utils.inference import run_in_length_order
@@ -54,7 +55,7 @@ class ErnieSequenceLabeler(nn.Layer):
     def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         seq_out, _ = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
         rate = self.ernie.cfg["hidden_dropout_prob"]  # 0.1 in every released config, as 2019
-        return self.cls_seq_label_out(F.dropout(seq_out, p=rate, training=self.training))
+        return self.cls_seq_label_out(dropout(seq_out, rate, self.training))
 
 
 class SequenceLabelPredictor(nn.Layer):

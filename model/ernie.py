@@ -14,8 +14,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from model.transformer_encoder import (TransformerEncoder, activation, named_layer_norm,
-                                       named_linear)
+from model.transformer_encoder import (TransformerEncoder, activation, dropout,
+                                       named_layer_norm, named_linear)
 from utils.errors import DataError
 
 REQUIRED_KEYS = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob",
@@ -149,7 +149,7 @@ class ErnieModel(nn.Layer):
         if self.task_emb is not None:
             emb = emb + self.task_emb(task_ids if task_ids is not None
                                       else paddle.zeros_like(src_ids))
-        emb = F.dropout(self.pre_encoder_norm(emb), p=self.dropout, training=self.training)
+        emb = dropout(self.pre_encoder_norm(emb), self.dropout, self.training)
         seq_out = self.encoder(emb, attention_bias(input_mask))
         pooled = paddle.tanh(self.pooled_fc(seq_out[:, 0]))
         return seq_out, pooled

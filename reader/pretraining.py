@@ -22,7 +22,9 @@ Batches are dicts of numpy arrays (the project's [B, L] layout, see reader/batch
 
 Differences from 2019, on purpose: random replacement ids are drawn from the real vocabulary
 (2019 used the config's vocab_size, 18000 for a 17964-token vocabulary); every random draw
-comes from RandomStates the reader owns (the file order one is shared by all trainers); the
+comes from generators the reader owns; the masking draws of a sample depend only on the seed
+and the sample's place in the data stream, not on how samples are batched or which trainer
+reads them (so N trainers with batch b mask exactly as one with batch N*b); the
 validation/test pass masks the same way every time; a batch where nothing was selected for
 prediction is dropped (2019 fed it and got a NaN loss).
 
@@ -177,13 +179,14 @@ def format_sample(token_ids, sent_ids, pos_ids, seg_labels, label):
 # ----------------------------------------------------------------------------------------------
 # masking (2019 batching.mask)
 
-def mask(batch_tokens, seg_labels, mask_word_tags, total_token_num, vocab_size, rng,
-         cls_id=1, sep_id=2, mask_id=3):
+def mask(batch_tokens, seg_labels, mask_word_tags, total_token_num, vocab_size, rng=None,
+         cls_id=1, sep_id=2, mask_id=3, draws=None):
     """Choose the tokens to predict and corrupt them, in place, exactly as 2019.
 
-    Two arrays are drawn over all tokens of the batch (before padding): probabilities
-    `rng.rand(total_token_num)` and replacement ids `rng.randint(1, vocab_size, ...)`; token j
-    of sentence s uses index offset_s + j.
+    Two arrays over all tokens of the batch (before padding): probabilities in [0, 1) and
+    replacement ids in [1, vocab_size); token j of sentence s uses index offset_s + j. 2019
+    drew them per batch, `rng.rand(total_token_num)` and `rng.randint(1, vocab_size, ...)`;
+    `draws=(probs, ids)` passes them in instead (the reader's per-sample draws).
 
     Char masking (mask_word False): each token other than [CLS]/[SEP] with p <= 0.15 is
     predicted; (0.03, 0.15] -> [MASK], (0.015, 0.03] -> random id, <= 0.015 kept.
@@ -198,8 +201,11 @@ def mask(batch_tokens, seg_labels, mask_word_tags, total_token_num, vocab_size, 
     """
     max_len = max(len(sent) for sent in batch_tokens)
     mask_label, mask_pos = [], []
-    prob_mask = rng.rand(total_token_num)
-    replace_ids = rng.randint(1, vocab_size, size=total_token_num)
+    if draws is None:
+        prob_mask = rng.rand(total_token_num)
+        replace_ids = rng.randint(1, vocab_size, size=total_token_num)
+    else:
+        prob_mask, replace_ids = draws
     prob_index = 0
     for sent_index, sent in enumerate(batch_tokens):
         row = sent_index * max_len
@@ -241,13 +247,25 @@ def mask(batch_tokens, seg_labels, mask_word_tags, total_token_num, vocab_size, 
             np.array(mask_pos, dtype="int64"))
 
 
-def prepare_batch_data(samples, mask_word_tags, total_token_num, vocab_size, rng, pad_id=0,
-                       cls_id=1, sep_id=2, mask_id=3, task_id=0):
+def sample_draws(seed, serials, lengths, vocab_size):
+    """The masking draws of a batch: for each sample, `length` probabilities and replacement
+    ids from a generator keyed by (seed, the sample's serial number in the data stream),
+    concatenated in batch order."""
+    probs, ids = [], []
+    for serial, length in zip(serials, lengths):
+        rng = np.random.Generator(np.random.Philox(key=[seed, serial]))
+        probs.append(rng.random(length))
+        ids.append(rng.integers(1, vocab_size, length))
+    return np.concatenate(probs), np.concatenate(ids)
+
+
+def prepare_batch_data(samples, mask_word_tags, total_token_num, vocab_size, rng=None, pad_id=0,
+                       cls_id=1, sep_id=2, mask_id=3, task_id=0, draws=None):
     """Samples of one batch -> masked, padded batch dict (see the module docstring)."""
     batch_tokens = [list(s.token_ids) for s in samples]
     batch_tokens, mask_label, mask_pos = mask(
         batch_tokens, [s.seg_labels for s in samples], mask_word_tags, total_token_num,
-        vocab_size, rng, cls_id, sep_id, mask_id)
+        vocab_size, rng, cls_id, sep_id, mask_id, draws=draws)
     src = batching.pad_batch_data(batch_tokens, pad_id)
     return {
         "src_ids": src,
@@ -322,10 +340,10 @@ class ErnieDataReader(object):
             random_seed = 1 if self.num_trainers > 1 else int(np.random.randint(2 ** 31))
         self.random_seed = random_seed
         # file order: identical on all trainers; samples: identical too (batch-level sharding
-        # splits one common stream); masks: one stream per trainer
+        # splits one common stream); masks: drawn per sample (see sample_draws)
         self.file_rng = np.random.RandomState(_seed_for(random_seed, 0))
         self.sample_rng = np.random.RandomState(_seed_for(random_seed, 1))
-        self.mask_rng = np.random.RandomState(_seed_for(random_seed, 2, self.trainer_id))
+        self.mask_seed = _seed_for(random_seed, 3 if is_test else 2)
         self.shard_files = self.num_trainers > 1 and len(self.files) >= self.num_trainers
         self.total_file = (len(self.files) // self.num_trainers * self.num_trainers
                            if self.shard_files else len(self.files))
@@ -452,7 +470,9 @@ class ErnieDataReader(object):
         return files
 
     def samples(self):
-        """(Sample, mask_word) over all epochs and files, updating the progress fields."""
+        """(Sample, mask_word, serial) over all epochs and files, updating the progress fields;
+        serial numbers the samples of this trainer's stream from 0."""
+        serial = itertools.count()
         for epoch in range(self.epoch):
             self.current_epoch = epoch + 1
             for index, (path, prob) in enumerate(self._epoch_files()):
@@ -468,7 +488,7 @@ class ErnieDataReader(object):
                     else:
                         stream = self.shuffle_samples(stream)
                 for sample in stream:
-                    yield sample, mask_word
+                    yield sample, mask_word, next(serial)
 
     def _batches(self):
         return batching.batch_records(self.samples(), self.batch_size, self.in_tokens,
@@ -478,17 +498,18 @@ class ErnieDataReader(object):
         """A function returning a generator of batch dicts (one pass over `epoch` epochs)."""
 
         def generator():
-            if self.is_test:   # the same masks at every validation
-                self.mask_rng = np.random.RandomState(_seed_for(self.random_seed, 3))
-            batches = self._batches()
+            batches = self._batches()   # serials restart: the same masks at every validation
             if self.num_trainers > 1 and not self.shard_files:
                 batches = batching.shard_batches(batches, self.trainer_id, self.num_trainers)
             for group in batches:
-                samples = [s for s, _ in group]
+                samples = [s for s, _, _ in group]
+                lengths = [len(s.token_ids) for s in samples]
+                draws = sample_draws(self.mask_seed, [n for _, _, n in group], lengths,
+                                     self.vocab_size)
                 batch = prepare_batch_data(
-                    samples, [m for _, m in group], sum(len(s.token_ids) for s in samples),
-                    self.vocab_size, self.mask_rng, self.pad_id, self.cls_id, self.sep_id,
-                    self.mask_id, self.task_id)
+                    samples, [m for _, m, _ in group], sum(lengths), self.vocab_size, None,
+                    self.pad_id, self.cls_id, self.sep_id, self.mask_id, self.task_id,
+                    draws=draws)
                 if not len(batch["mask_pos"]):
                     self.stats["batches_without_mask"] += 1
                     continue

@@ -13,6 +13,8 @@ import numpy as np
 import paddle
 from paddle.static import InputSpec
 
+import utils
+
 from model.ernie import encoder_input_names
 from utils.checkpoint import latest_checkpoint, read_training_state, save_checkpoint
 from utils.errors import DataError, UsageError
@@ -31,6 +33,7 @@ class Runtime(object):
             paddle.set_device("gpu:%s" % os.environ.get("FLAGS_selected_gpus", "0").split(",")[0])
         else:
             paddle.set_device("cpu")
+            set_cpu_threads()
         if self.num_trainers > 1:
             paddle.distributed.init_parallel_env()
         self.is_main = self.trainer_id == 0
@@ -51,6 +54,22 @@ class Runtime(object):
     def wrap(self, model):
         """DataParallel over all trainers (NCCL on GPUs, gloo on CPUs) when there are several."""
         return paddle.DataParallel(model) if self.num_trainers > 1 else model
+
+
+def set_cpu_threads(num_threads=None):
+    """Let eager and to_static CPU kernels (matmuls above all) use this process' share of cores.
+
+    Paddle's dygraph runs its CPU math library on one thread unless told otherwise, which
+    halved training speed on 2 cores. Default: OMP_NUM_THREADS if set, else the cores this
+    process may use divided among the trainers the launcher started on this machine.
+    """
+    if num_threads is None:
+        if (utils.USER_OMP_NUM_THREADS or "").isdigit():
+            num_threads = int(utils.USER_OMP_NUM_THREADS)
+        else:
+            local_trainers = int(os.environ.get("PADDLE_LOCAL_SIZE", "1") or 1)
+            num_threads = len(os.sched_getaffinity(0)) // max(local_trainers, 1)
+    paddle.base.core.set_num_threads(max(int(num_threads), 1))
 
 
 def set_seed(seed):

@@ -1,6 +1,7 @@
 """Two CPU trainers under paddle.distributed.launch (gloo) with batch b per card end with the
 same parameters as one trainer with batch 2b over the same data in the same order (dropout
-off); a trainer that dies takes the whole job down with a non-zero exit."""
+off), for fine-tuning and for pretraining; a trainer that dies takes the whole job down with a
+non-zero exit."""
 import json
 import subprocess
 import sys
@@ -63,6 +64,54 @@ def test_two_trainers_equal_one_with_double_batch(setup, tmp_path):
     # only trainer 0 writes checkpoints and logs
     assert "epoch:" in log0 and "epoch: 0, progress" not in (tmp_path / "log" /
                                                              "workerlog.1").read_text()
+
+
+def pretraining_args(d, batch_tokens, checkpoints):
+    return [str(REPO / "train.py"), "--use_cuda", "false",
+            "--train_filelist", str(d / "pretrain_filelist"),
+            "--vocab_path", str(d / "model" / "vocab.txt"),
+            "--ernie_config_path", str(d / "model" / "ernie_config.json"),
+            "--init_checkpoint", str(d / "model" / "params"),
+            "--batch_size", str(batch_tokens), "--max_seq_len", "64", "--num_train_steps", "8",
+            "--learning_rate", "1e-3", "--warmup_steps", "2", "--random_seed", "5",
+            "--skip_steps", "2", "--save_steps", "100", "--checkpoints", str(checkpoints)]
+
+
+def test_two_pretraining_trainers_equal_one_with_double_batch(setup, tmp_path):
+    """Token-budget batches of 4 samples per trainer against 8 in one process: knowledge and
+    char masking drawn per sample, loss normalised over both trainers' tokens."""
+    import gzip
+    from reader.pretraining import format_sample
+    vocab_size = len((setup / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    rng = np.random.RandomState(0)
+    lines = []
+    for i in range(64):  # [CLS] 14 [SEP] 15 [SEP]: every sample 32 tokens
+        ids = [1] + list(rng.randint(4, vocab_size - 1, 14)) + [2] + \
+            list(rng.randint(4, vocab_size - 1, 15)) + [2]
+        segs = [-1] + [int(j % 3 != 0) for j in range(14)] + [-1] + \
+            [int(j % 2 != 0) for j in range(15)] + [-1]
+        lines.append(format_sample(ids, [0] * 16 + [1] * 16, list(range(32)), segs, i % 2))
+    with gzip.open(setup / "pretrain.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    (setup / "pretrain_filelist").write_text("%s\t0.5\n" % (setup / "pretrain.gz"))
+
+    single = subprocess.run([sys.executable] + pretraining_args(setup, 256, tmp_path / "one"),
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert single.returncode == 0, single.stdout[-2000:] + single.stderr[-2000:]
+    two = launch(2, pretraining_args(setup, 128, tmp_path / "two"), tmp_path / "log")
+    log0 = (tmp_path / "log" / "workerlog.0").read_text()
+    assert two.returncode == 0, two.stdout[-2000:] + log0[-2000:]
+    assert "Device count: 2" in log0 and "mask_type" in log0
+    a = read_legacy_dir(str(tmp_path / "one" / "step_8"))
+    b = read_legacy_dir(str(tmp_path / "two" / "step_8"))
+    assert sorted(a) == sorted(b) and "mask_lm_trans_fc.w_0" in a
+    start = read_legacy_dir(str(setup / "model" / "params"))
+    assert max(np.abs(a[k] - start[k]).max() for k in start) > 1e-3
+    for name in a:
+        rel = np.abs(a[name] - b[name]).max() / max(np.abs(a[name]).max(), 1e-12)
+        # softmax ignores a shift shared by all keys, so the key bias gradient is zero in
+        # exact arithmetic and Adam turns its rounding noise into steps: a looser bound there
+        assert rel <= (1e-4 if name.endswith("_key_fc.b_0") else 1e-5), (name, rel)
 
 
 def test_a_dead_trainer_fails_the_job(setup, tmp_path):

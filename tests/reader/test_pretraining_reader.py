@@ -246,7 +246,7 @@ def test_negative_sampling(tmp_path, demo_samples, capsys):
     flist = filelist(tmp_path, [(write_gz(tmp_path / "pos.gz", lines), 1.1)])
     reader = ErnieDataReader(flist, str(vocab), batch_size=4096, epoch=1, max_seq_len=512,
                              generate_neg_sample=True)
-    samples = [s for s, _ in reader.samples()]
+    samples = [s for s, _, _ in reader.samples()]
     out = capsys.readouterr().out
     assert "pos.gz:6: next_sentence_label is 0" in out
     assert "stopiteration: reach end of file" in out and "miss_num:0\t" in out
