@@ -12,7 +12,6 @@ import json
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from model.transformer_encoder import (TransformerEncoder, activation, dropout,
                                        named_layer_norm, named_linear)
