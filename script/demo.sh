@@ -5,7 +5,8 @@
 #   through the same script/zh_task scripts a user runs -> batch prediction and embeddings
 #   -> a summary table and a PNG of the curves, all under $DEMO_DIR (default demo_output/).
 #
-#   DEMO_SCALE=small (default, about 20 minutes on 2 CPU cores) or full (longer, better)
+#   DEMO_SCALE=small (default, about 20 minutes on 2 CPU cores), full (longer, better) or
+#              tiny (a 2-layer model for a few minutes: checks the pipeline, not the figures)
 #   DEMO_DIR=...     where everything goes
 # Every stage leaves a marker when it is done; running the command again skips finished
 # stages and resumes an interrupted one from its last checkpoint.
@@ -24,7 +25,9 @@ case "$SCALE" in
             NER_TRAIN=12000 ;;
     full)   HIDDEN=256 LAYERS=4 HEADS=4 PRE_STEPS=8000 PRE_TOKENS=8192 SENT_EPOCH=3 NER_EPOCH=3
             NER_TRAIN=0 ;;
-    *) echo "error: DEMO_SCALE must be small or full, got $SCALE" >&2; exit 2 ;;
+    tiny)   HIDDEN=32 LAYERS=2 HEADS=2 PRE_STEPS=160 PRE_TOKENS=2048 SENT_EPOCH=1 NER_EPOCH=1
+            NER_TRAIN=2000 ;;
+    *) echo "error: DEMO_SCALE must be small, full or tiny, got $SCALE" >&2; exit 2 ;;
 esac
 
 stage() {  # stage NAME COMMAND...: run once, remember how long it took

