@@ -117,7 +117,9 @@ finetune_ner() {
         --test_save "$OUT/ner_test" --resume auto
 }
 
-latest() { ls -d "$1"/step_* | sort -t_ -k2 -n | tail -n 1; }
+latest() {  # the step_N folder with the largest N (the folder names may hold "_" too)
+    for dir in "$1"/step_*; do echo "${dir##*_} $dir"; done | sort -n | tail -n 1 | cut -d' ' -f2-
+}
 
 predict_and_embed() {
     (echo "text_a"; tail -n +2 "$TASK_DATA/chnsenticorp/test.tsv" | cut -f2) > "$OUT/to_predict.tsv"

