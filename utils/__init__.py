@@ -5,14 +5,11 @@ import warnings
 # its own log lines, so keep only warnings and errors unless asked otherwise.
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-# Two CPU speed settings, measured on a 4-layer hidden-256 training step (22 -> 47 ex/s with
-# the other fixes in utils.trainer.set_cpu_threads and model.transformer_encoder):
-# - transposes and reshapes as real copies: with Paddle 3's strided views, every consumer
-#   (matmul, and reshape in the backward pass) gathered the strided data element by element;
-# - static programs run their ops one after another: the executor's parallel op scheduling
-#   oversubscribed the cores that each matmul already uses (static was 1.4x slower than eager).
+# Transposes and reshapes as real copies: with Paddle 3's strided views, every consumer
+# (matmul, and reshape in the backward pass) gathered the strided data element by element
+# (measured with the other fixes on a 4-layer hidden-256 training step; see also
+# utils.trainer.set_cpu_threads and model.transformer_encoder).
 os.environ.setdefault("FLAGS_use_stride_kernel", "0")
-os.environ.setdefault("FLAGS_new_executor_serial_run", "1")
 
 # Paddle overwrites OMP_NUM_THREADS with 1 when it loads; keep what the user asked for
 # (utils.trainer.set_cpu_threads reads it).
