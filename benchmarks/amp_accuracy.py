@@ -12,7 +12,6 @@ bf16/fp32 ratios of back-to-back pairs. Speed is the mean of the steps/s of the 
 lines after the first (which includes building the static program). The last lines printed
 are the table and the ratio. Needs a CPU with bf16 (avx512_bf16) or a GPU with bf16.
 """
-import argparse
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from utils.args import ArgumentParser  # noqa: E402
 from utils.errors import DataError, UsageError, run_cli  # noqa: E402
 
 MODES = {"fp32": [], "bf16": ["--use_bf16", "true"]}
@@ -89,13 +89,9 @@ def run(mode, index, args, data, model_dir):
             "steps_per_s": sum(speeds[1:]) / len(speeds[1:]), "wall_s": wall, "log": log}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
 
 def main(argv=None):
-    p = _Parser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", required=True)
     p.add_argument("--work_dir", required=True)
     p.add_argument("--hidden", type=int, default=128)

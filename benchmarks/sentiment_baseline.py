@@ -6,12 +6,12 @@
 C is chosen on dev accuracy (ties -> the smaller C); the last line printed is
 ``baseline char-ngram logistic regression: dev acc 0.xxxx, test acc 0.xxxx``.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from utils.args import ArgumentParser  # noqa: E402
 from utils.errors import DataError, UsageError, run_cli, where  # noqa: E402
 
 C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
@@ -40,13 +40,9 @@ def read_tsv(path):
     return labels, texts
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
 
 def main(argv=None):
-    p = _Parser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", required=True)
     args = p.parse_args(argv)
 

@@ -57,8 +57,9 @@ def _amd_mkl_cpu_type():
 # Paddle's CPU wheel does its matmuls with a bundled MKL that picks a slow generic code path
 # on AMD CPUs; this makes it take the AVX-512 or AVX2 one (sgemm 2048^3 on 2 cores: 84 GFLOP/s
 # by default, 198 with AVX2, 334 with AVX-512). It must be set before Paddle loads MKL.
-if _amd_mkl_cpu_type():
-    os.environ.setdefault("MKL_DEBUG_CPU_TYPE", _amd_mkl_cpu_type())
+_MKL_CPU_TYPE = _amd_mkl_cpu_type()
+if _MKL_CPU_TYPE:
+    os.environ.setdefault("MKL_DEBUG_CPU_TYPE", _MKL_CPU_TYPE)
 # Paddle warns about a missing compiler cache on import; it concerns building C++ extensions,
 # which this toolkit never does.
 warnings.filterwarnings("ignore", message="No ccache found")

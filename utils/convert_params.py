@@ -9,21 +9,17 @@ SRC is detected by content: a 2019 parameter directory (or a model directory hol
 `ernie_config.json` found in SRC or beside it.  When SRC is a HF directory, its
 `config.json` is converted back and written beside a 2019 output as `ernie_config.json`.
 """
-import argparse
 import json
 import os
 
 from utils import checkpoint as ckpt
+from utils.args import ArgumentParser
 from utils.errors import UsageError, run_cli
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
 
 def _parser():
-    ap = _Parser(prog="python -m utils.convert_params",
+    ap = ArgumentParser(prog="python -m utils.convert_params",
                  description="Convert ERNIE parameters between the 2019 params/ directory, "
                              ".pdparams and HuggingFace transformers formats.")
     ap.add_argument("src", help="2019 params/ dir (or model dir holding params/), "

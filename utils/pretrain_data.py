@@ -39,7 +39,6 @@ corpus; ``[UNK]`` last. Text is lower-cased as the uncased FullTokenizer does.
 Every file is written to a temporary name and renamed; the file lists last. Same seed, same
 files.
 """
-import argparse
 import collections
 import gzip
 import json
@@ -50,6 +49,7 @@ import numpy as np
 
 from reader.pretraining import format_sample, split_sentences
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
+from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
 from utils.fileio import atomic_path, atomic_write_text
 
@@ -326,10 +326,6 @@ def _tsv(rows):
 # ----------------------------------------------------------------------------------------------
 # command line
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
 
 def _common(p):
     p.add_argument("--output_dir", required=True)
@@ -349,9 +345,9 @@ def _common(p):
 
 
 def build_parser():
-    p = _Parser(prog="python -m utils.pretrain_data",
+    p = ArgumentParser(prog="python -m utils.pretrain_data",
                 description="Pretraining data and vocabularies in the 2019 formats.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     v = sub.add_parser("vocab", help="build a vocabulary for a corpus")
     v.add_argument("--output", required=True)
     v.add_argument("--input", nargs="*", default=[], help="UTF-8 text files")
