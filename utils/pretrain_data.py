@@ -128,13 +128,24 @@ def merge_units(words, tags, merge_names=True):
     return units
 
 
-def people_daily_documents(path=None, max_lines=None, merge_names=True, with_tags=False):
-    """[[sentence units]] per paragraph of People's Daily (with_tags: [(words, tags)])."""
-    from utils.prepare_data import people_daily_lines, split_sentences as split_words
+def people_daily_documents(path=None, max_lines=None, merge_names=True, with_tags=False,
+                           exclude=None):
+    """[[sentence units]] per paragraph of People's Daily (with_tags: [(words, tags)]).
+
+    `exclude`: sentence texts (as the NER examples of utils.prepare_data hold them) to leave
+    out; a paragraph is cut where one was, so no next-sentence pair spans the gap.
+    """
+    from utils.prepare_data import (MAX_CHARS, people_daily_lines, split_long,
+                                    split_sentences as split_words)
     docs = []
     for words, tags in people_daily_lines(path, max_lines):
         sents = []
         for sw, st in split_words(words, tags):
+            if exclude and any("".join(pw) in exclude for pw, _ in split_long(sw, st, MAX_CHARS)):
+                if sents:
+                    docs.append(sents)
+                sents = []
+                continue
             if with_tags:
                 sents.append((sw, st))
             else:
@@ -144,6 +155,29 @@ def people_daily_documents(path=None, max_lines=None, merge_names=True, with_tag
         if sents:
             docs.append(sents)
     return docs
+
+
+def read_task_texts(paths):
+    """The text_a column of 2019 task TSVs (header line; characters may be joined by \\x02,
+    as in the sequence-labeling format), as a set of plain strings."""
+    texts = set()
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                header = f.readline().rstrip("\n").split("\t")
+                if "text_a" not in header:
+                    raise DataError("%s: line 1: no text_a column in the header" % path)
+                col = header.index("text_a")
+                for lineno, line in enumerate(f, 2):
+                    fields = line.rstrip("\n").split("\t")
+                    if len(fields) <= col:
+                        raise DataError("%s: line %d: no text_a field" % (path, lineno))
+                    texts.add(fields[col].replace("\x02", ""))
+        except OSError as e:
+            raise DataError("%s: cannot read (%s)" % (path, e.strerror or e))
+        except UnicodeDecodeError:
+            raise DataError("%s: not UTF-8 text" % path)
+    return texts
 
 
 def text_documents(paths, max_lines=None):
@@ -360,6 +394,9 @@ def build_parser():
     _common(pd)
     pd.add_argument("--merge_names", type=lambda s: s.lower() in ("true", "1", "t", "yes"),
                     default=True, help="adjacent nr words form one person")
+    pd.add_argument("--exclude_sentences", nargs="*", default=[], metavar="TSV",
+                    help="leave out the sentences of these task files (their text_a column), "
+                         "e.g. the NER dev and test sets")
     tx = sub.add_parser("text", help="raw text (one document a line) -> pretraining data")
     _common(tx)
     tx.add_argument("--input", nargs="+", required=True)
@@ -408,7 +445,11 @@ def main(argv=None):
     if not 0 <= args.valid_fraction < 1:
         raise UsageError("--valid_fraction must be in [0, 1), got %s" % args.valid_fraction)
     if args.command == "people_daily":
-        tagged = people_daily_documents(max_lines=args.max_lines, with_tags=True)
+        exclude = read_task_texts(args.exclude_sentences)
+        tagged = people_daily_documents(max_lines=args.max_lines, with_tags=True,
+                                        exclude=exclude)
+        if exclude:
+            print("left out the sentences of %s" % ", ".join(args.exclude_sentences))
         docs = [[merge_units(w, t, args.merge_names) for w, t in doc] for doc in tagged]
         texts = ["".join(w for words, _ in doc for w in words) for doc in tagged]
     else:

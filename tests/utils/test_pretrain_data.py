@@ -214,3 +214,39 @@ def test_cli_errors(tmp_path):
     assert pretrain_data.main(["vocab", "--people_daily", "--max_lines", "50", "--output",
                                str(out)]) == 0
     assert out.read_text(encoding="utf-8").startswith("[PAD]\t0\n[CLS]\t1\n")
+
+
+def test_excluded_task_sentences_stay_out_of_the_pretraining_text(tmp_path):
+    """--exclude_sentences: the NER dev/test sentences (seen only through their labelled
+    files) never reach the pretraining samples or documents.txt; the others still do."""
+    from utils.prepare_data import build_ner
+    build_ner(str(tmp_path / "task"), max_lines=220, verbose=False)
+    ner = tmp_path / "task" / "msra_ner"
+    held_out = pretrain_data.read_task_texts([str(ner / "dev.tsv"), str(ner / "test.tsv")])
+    kept = pretrain_data.read_task_texts([str(ner / "train.tsv")]) - held_out
+    assert len(held_out) > 20 and len(kept) > 100
+    out = tmp_path / "pd"
+    pretrain_data.main(["people_daily", "--output_dir", str(out), "--max_lines", "220",
+                        "--min_count", "1", "--valid_fraction", "0.1",
+                        "--exclude_sentences", str(ner / "dev.tsv"), str(ner / "test.tsv")])
+    tokenizer = FullTokenizer(str(out / "vocab.txt"))
+    texts = set()
+    for part in ("train", "valid"):
+        for line in read_samples(out, part):
+            for ids, _ in sides(parse_sample(line, len(tokenizer.vocab))):
+                texts.add("".join(t[2:] if t.startswith("##") else t
+                                  for t in tokenizer.convert_ids_to_tokens(ids)))
+    lowered = {t.lower() for t in held_out}
+    assert not texts & lowered
+    assert len(texts & {t.lower() for t in kept}) > 50
+    documents = (out / "documents.txt").read_text(encoding="utf-8")
+    assert not [t for t in held_out if len(t) >= 8 and t in documents]
+    assert sum(t in documents for t in kept) > 100
+
+
+def test_exclude_file_without_text_a_is_reported(tmp_path):
+    from utils.errors import DataError
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("label\ttext\n1\tx\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.tsv: line 1: no text_a"):
+        pretrain_data.read_task_texts([str(bad)])
