@@ -21,7 +21,7 @@ mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
 
 case "$SCALE" in
-    small)  HIDDEN=128 LAYERS=4 HEADS=4 PRE_STEPS=2000 PRE_TOKENS=4096 SENT_EPOCH=3 NER_EPOCH=1
+    small)  HIDDEN=128 LAYERS=4 HEADS=4 PRE_STEPS=2400 PRE_TOKENS=4096 SENT_EPOCH=3 NER_EPOCH=1
             NER_TRAIN=12000 ;;
     full)   HIDDEN=256 LAYERS=4 HEADS=4 PRE_STEPS=8000 PRE_TOKENS=8192 SENT_EPOCH=3 NER_EPOCH=3
             NER_TRAIN=0 ;;
@@ -69,8 +69,10 @@ build_pretraining_data() {
     mkdir -p "$MODEL"
     "$PYTHON" -m utils.pretrain_data vocab --output "$MODEL/vocab.txt" --people_daily \
         --input "$OUT/reviews.txt" --min_count 3
+    # the NER dev and test sentences stay out of the pretraining text
     "$PYTHON" -m utils.pretrain_data people_daily --output_dir "$OUT/pretrain/people_daily" \
-        --vocab_path "$MODEL/vocab.txt" --max_seq_len 128
+        --vocab_path "$MODEL/vocab.txt" --max_seq_len 128 \
+        --exclude_sentences "$TASK_DATA/msra_ner/dev.tsv" "$TASK_DATA/msra_ner/test.tsv"
     "$PYTHON" -m utils.pretrain_data text --input "$OUT/reviews.txt" \
         --output_dir "$OUT/pretrain/reviews" --vocab_path "$MODEL/vocab.txt" --max_seq_len 128
     for part in train valid; do
@@ -82,22 +84,27 @@ build_pretraining_data() {
         done > "$OUT/pretrain/${part}_filelist"
     done
     vocab_size=$(grep -c . "$MODEL/vocab.txt")
-    cat > "$MODEL/ernie_config.json" <<EOF
+    cat > "$OUT/pretrain/ernie_config.json" <<EOF
 {"attention_probs_dropout_prob": 0.1, "hidden_act": "relu", "hidden_dropout_prob": 0.1,
  "hidden_size": $HIDDEN, "initializer_range": 0.02, "max_position_embeddings": 513,
  "num_attention_heads": $HEADS, "num_hidden_layers": $LAYERS, "type_vocab_size": 2,
  "vocab_size": $vocab_size}
 EOF
+    # pretraining runs without dropout (20% faster); fine-tuning uses the config's 0.1
+    sed 's/_dropout_prob": 0.1/_dropout_prob": 0.0/g' "$OUT/pretrain/ernie_config.json" \
+        > "$OUT/pretrain/pretrain_config.json"
+    cp "$OUT/pretrain/ernie_config.json" "$MODEL/ernie_config.json"
 }
 
 pretrain() {
     TRAIN_FILELIST="$OUT/pretrain/train_filelist" VALID_FILELIST="$OUT/pretrain/valid_filelist" \
-    VOCAB_PATH="$MODEL/vocab.txt" ERNIE_CONFIG_PATH="$MODEL/ernie_config.json" \
+    VOCAB_PATH="$MODEL/vocab.txt" ERNIE_CONFIG_PATH="$OUT/pretrain/pretrain_config.json" \
     CHECKPOINTS="$OUT/pretrain_checkpoints" \
     logged "$OUT/logs/pretrain.log" sh script/zh_task/pretrain.sh --num_train_steps "$PRE_STEPS" --batch_size "$PRE_TOKENS" \
         --max_seq_len 128 --warmup_steps $((PRE_STEPS / 10)) --learning_rate 1e-3 \
         --validation_steps $((PRE_STEPS / 4)) --save_steps $((PRE_STEPS / 8)) --skip_steps 50 \
         --resume auto --export_model_dir "$MODEL"
+    cp "$OUT/pretrain/ernie_config.json" "$MODEL/ernie_config.json"
 }
 
 finetune_sentiment() {

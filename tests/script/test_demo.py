@@ -1,6 +1,7 @@
 """script/demo.sh end to end at DEMO_SCALE=tiny: killed in the middle of pretraining and run
 again, it skips the finished stages, resumes pretraining from its last checkpoint and finishes
 with the summary table."""
+import json
 import os
 import re
 import signal
@@ -46,3 +47,8 @@ def test_demo_killed_mid_pretraining_resumes_and_finishes(tmp_path):
     agreement = re.search(r"\| batch prediction \| [^|]* \| ([^ |]+) \|", summary)
     assert agreement and float(agreement.group(1)) <= 1e-4, summary
     assert (out / "curves.png").stat().st_size > 0
+    # pretrained without dropout; the model folder the fine-tuning scripts read keeps 0.1
+    pretrain_config = json.loads((out / "pretrain" / "pretrain_config.json").read_text())
+    model_config = json.loads((out / "model" / "ernie_config.json").read_text())
+    assert pretrain_config["hidden_dropout_prob"] == 0.0
+    assert model_config["hidden_dropout_prob"] == model_config["attention_probs_dropout_prob"] == 0.1
