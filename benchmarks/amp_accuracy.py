@@ -89,7 +89,6 @@ def run(mode, index, args, data, model_dir):
             "steps_per_s": sum(speeds[1:]) / len(speeds[1:]), "wall_s": wall, "log": log}
 
 
-
 def main(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", required=True)

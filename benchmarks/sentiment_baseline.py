@@ -40,7 +40,6 @@ def read_tsv(path):
     return labels, texts
 
 
-
 def main(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", required=True)

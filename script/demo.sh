@@ -93,7 +93,6 @@ EOF
     # pretraining runs without dropout (20% faster); fine-tuning uses the config's 0.1
     sed 's/_dropout_prob": 0.1/_dropout_prob": 0.0/g' "$OUT/pretrain/ernie_config.json" \
         > "$OUT/pretrain/pretrain_config.json"
-    cp "$OUT/pretrain/ernie_config.json" "$MODEL/ernie_config.json"
 }
 
 pretrain() {
@@ -104,6 +103,7 @@ pretrain() {
         --max_seq_len 128 --warmup_steps $((PRE_STEPS / 10)) --learning_rate 1e-3 \
         --validation_steps $((PRE_STEPS / 4)) --save_steps $((PRE_STEPS / 8)) --skip_steps 50 \
         --resume auto --export_model_dir "$MODEL"
+    # the exported folder holds the pretraining config; fine-tuning reads the one with dropout
     cp "$OUT/pretrain/ernie_config.json" "$MODEL/ernie_config.json"
 }
 

@@ -17,11 +17,10 @@ from utils.args import ArgumentParser
 from utils.errors import UsageError, run_cli
 
 
-
 def _parser():
     ap = ArgumentParser(prog="python -m utils.convert_params",
-                 description="Convert ERNIE parameters between the 2019 params/ directory, "
-                             ".pdparams and HuggingFace transformers formats.")
+                        description="Convert ERNIE parameters between the 2019 params/ "
+                                    "directory, .pdparams and HuggingFace transformers formats.")
     ap.add_argument("src", help="2019 params/ dir (or model dir holding params/), "
                                 ".pdparams file, or HF directory")
     ap.add_argument("dst", help="output directory (paddle2019, hf) or file (pdparams)")

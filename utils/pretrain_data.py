@@ -48,6 +48,7 @@ import shutil
 import numpy as np
 
 from reader.pretraining import format_sample, split_sentences
+from reader.task_reader import read_tsv
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
 from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
@@ -158,26 +159,9 @@ def people_daily_documents(path=None, max_lines=None, merge_names=True, with_tag
 
 
 def read_task_texts(paths):
-    """The text_a column of 2019 task TSVs (header line; characters may be joined by \\x02,
-    as in the sequence-labeling format), as a set of plain strings."""
-    texts = set()
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                header = f.readline().rstrip("\n").split("\t")
-                if "text_a" not in header:
-                    raise DataError("%s: line 1: no text_a column in the header" % path)
-                col = header.index("text_a")
-                for lineno, line in enumerate(f, 2):
-                    fields = line.rstrip("\n").split("\t")
-                    if len(fields) <= col:
-                        raise DataError("%s: line %d: no text_a field" % (path, lineno))
-                    texts.add(fields[col].replace("\x02", ""))
-        except OSError as e:
-            raise DataError("%s: cannot read (%s)" % (path, e.strerror or e))
-        except UnicodeDecodeError:
-            raise DataError("%s: not UTF-8 text" % path)
-    return texts
+    """The text_a column of 2019 task TSVs (characters may be joined by \\x02, as in the
+    sequence-labeling format), as a set of plain strings."""
+    return {row["text_a"].replace("\x02", "") for path in paths for _, row in read_tsv(path)}
 
 
 def text_documents(paths, max_lines=None):
@@ -380,7 +364,7 @@ def _common(p):
 
 def build_parser():
     p = ArgumentParser(prog="python -m utils.pretrain_data",
-                description="Pretraining data and vocabularies in the 2019 formats.")
+                       description="Pretraining data and vocabularies in the 2019 formats.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     v = sub.add_parser("vocab", help="build a vocabulary for a corpus")
     v.add_argument("--output", required=True)
