@@ -7,6 +7,8 @@
 #   OUT=...          where everything goes (default knowledge_masking_output/)
 #   PRE_STEPS=6000   pretraining steps of 4096 tokens for each masking
 #   SENT_EPOCH=3     sentiment fine-tuning epochs (NER: one epoch of the full training set)
+#   SENT_SEEDS="1 2 3"  fine-tuning seeds for sentiment (--random_seed); the table gives the
+#                    mean over the seeds, summary.md each seed too
 # Pretraining runs without dropout (20% faster); fine-tuning uses the config's dropout 0.1.
 # Finished pretraining runs and fine-tunings are reused when the command runs again.
 set -eu
@@ -14,6 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-knowledge_masking_output}
 PRE_STEPS=${PRE_STEPS:-6000}
 SENT_EPOCH=${SENT_EPOCH:-3}
+SENT_SEEDS=${SENT_SEEDS:-1 2 3}
 PYTHON=${PYTHON:-python3}
 export PYTHON
 mkdir -p "$OUT"
@@ -68,8 +71,14 @@ pretrain() {  # pretrain NAME MASK_WORD_PROB: 1.1 = always word masking, 0.0 = a
     rm -rf "$OUT/$name.export"
 }
 
-finetune() {  # finetune MODEL TASK
+finetune() {  # finetune MODEL TASK [SEED]: seed 1 (the default) logs to TASK.log
+    seed=${3:-1}
     log="$OUT/$1/$2.log"
+    ckpt="$OUT/$1/ckpt_$2"
+    if [ "$seed" != 1 ]; then
+        log="$OUT/$1/$2_seed$seed.log"
+        ckpt="$OUT/$1/ckpt_seed$seed"
+    fi
     [ -f "$log.done" ] && return 0
     init="$OUT/$1/params"
     [ -d "$init" ] || init=""    # the model that was never pretrained starts from random
@@ -77,7 +86,8 @@ finetune() {  # finetune MODEL TASK
         MODEL_PATH="$OUT/$1" TASK_DATA_PATH="$DATA" sh script/zh_task/ernie_base/run_ChnSentiCorp.sh \
             --init_pretraining_params "$init" --epoch "$SENT_EPOCH" --max_seq_len 128 --batch_size 32 \
             --learning_rate 3e-4 --warmup_proportion 0.1 --validation_steps 100000 \
-            --save_steps 100000 --skip_steps 100 --checkpoints "$OUT/$1/ckpt_$2" > "$log" 2>&1
+            --save_steps 100000 --skip_steps 100 --checkpoints "$ckpt" --random_seed "$seed" \
+            > "$log" 2>&1
     else
         MODEL_PATH="$OUT/$1" TASK_DATA_PATH="$DATA" sh script/zh_task/ernie_base/run_msra_ner.sh \
             --init_pretraining_params "$init" --epoch 1 --max_seq_len 64 --batch_size 32 \
@@ -92,17 +102,30 @@ pretrain knowledge_masking 1.1
 pretrain char_masking 0.0
 model_dir no_pretraining
 for model in knowledge_masking char_masking no_pretraining; do
-    for task in sentiment ner; do
-        echo "== fine-tuning $model on $task"
-        finetune "$model" "$task"
+    echo "== fine-tuning $model on ner"
+    finetune "$model" ner
+    for seed in $SENT_SEEDS; do
+        echo "== fine-tuning $model on sentiment, seed $seed"
+        finetune "$model" sentiment "$seed"
     done
 done
 
-"$PYTHON" - "$OUT" "$PRE_STEPS" <<'EOF'
+"$PYTHON" - "$OUT" "$PRE_STEPS" $SENT_SEEDS <<'EOF'
 import re, sys
-out, steps = sys.argv[1], sys.argv[2]
-rows = ["| initialisation | valid MLM ppl | sentiment test acc (dev) | NER test F1 (P / R) |",
+out, steps, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+
+def sentiment_accs(model, seed):
+    """{"dev.tsv": acc, "test.tsv": acc} from the last evaluation of one fine-tuning run."""
+    log = "%s/%s/sentiment%s.log" % (out, model, "" if seed == "1" else "_seed" + seed)
+    accs = re.findall(r"\[dev evaluation\].*acc:([\d.]+).*file: (\S+),", open(log).read())
+    return {path.rsplit("/", 1)[-1]: float(a) for a, path in accs}
+
+
+rows = ["| initialisation | valid MLM ppl | sentiment test acc (dev)%s | NER test F1 (P / R) |"
+        % (", mean of %d seeds" % len(seeds) if len(seeds) > 1 else ""),
         "|---|---|---|---|"]
+per_seed = ["", "Sentiment test (dev) by fine-tuning seed %s:" % ", ".join(seeds), ""]
 for model in ("knowledge_masking", "char_masking", "no_pretraining"):
     ppl = "–"
     try:
@@ -111,16 +134,17 @@ for model in ("knowledge_masking", "char_masking", "no_pretraining"):
         ppl = "%.1f" % float(found[-1]) if found else ppl
     except OSError:
         pass
-    sent = open("%s/%s/sentiment.log" % (out, model)).read()
-    accs = re.findall(r"\[dev evaluation\].*acc:([\d.]+).*file: (\S+),", sent)
-    last = {os_path.rsplit("/", 1)[-1]: float(a) for a, os_path in accs}
+    accs = [sentiment_accs(model, seed) for seed in seeds]
+    test = sum(a["test.tsv"] for a in accs) / len(accs)
+    dev = sum(a["dev.tsv"] for a in accs) / len(accs)
     ner = open("%s/%s/ner.log" % (out, model)).read()
     f1 = re.findall(r"\[test evaluation\] f1: ([\d.]+), precision: ([\d.]+), recall: ([\d.]+)", ner)
     f1, p, r = (float(x) for x in f1[-1])
     name = model.replace("_", " ") + ("" if model == "no_pretraining" else ", %s steps" % steps)
-    rows.append("| %s | %s | %.4f (%.4f) | %.4f (%.4f / %.4f) |"
-                % (name, ppl, last["test.tsv"], last["dev.tsv"], f1, p, r))
+    rows.append("| %s | %s | %.4f (%.4f) | %.4f (%.4f / %.4f) |" % (name, ppl, test, dev, f1, p, r))
+    per_seed.append("- %s: %s" % (name, ", ".join(
+        "%.4f (%.4f)" % (a["test.tsv"], a["dev.tsv"]) for a in accs)))
 table = "\n".join(rows)
 print(table)
-open("%s/summary.md" % out, "w").write(table + "\n")
+open("%s/summary.md" % out, "w").write(table + "\n" + "\n".join(per_seed) + "\n")
 EOF
