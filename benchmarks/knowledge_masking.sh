@@ -92,7 +92,7 @@ finetune() {  # finetune MODEL TASK [SEED]: seed 1 (the default) logs to TASK.lo
         MODEL_PATH="$OUT/$1" TASK_DATA_PATH="$DATA" sh script/zh_task/ernie_base/run_msra_ner.sh \
             --init_pretraining_params "$init" --epoch 1 --max_seq_len 64 --batch_size 32 \
             --learning_rate 1e-3 --warmup_proportion 0.1 --validation_steps 100000 \
-            --save_steps 100000 --skip_steps 100 --checkpoints "$OUT/$1/ckpt_$2" \
+            --save_steps 100000 --skip_steps 100 --checkpoints "$ckpt" \
             --test_save "$OUT/$1/ner_test" > "$log" 2>&1
     fi || { tail -n 5 "$log"; exit 1; }
     touch "$log.done"

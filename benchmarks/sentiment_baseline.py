@@ -11,6 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from reader import task_reader  # noqa: E402
 from utils.args import ArgumentParser  # noqa: E402
 from utils.errors import DataError, UsageError, run_cli, where  # noqa: E402
 
@@ -18,26 +19,16 @@ C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
 
 
 def read_tsv(path):
-    """[(label, text)] from a `label<TAB>text_a` file with a header line."""
+    """(labels, texts) from a `label<TAB>text_a` file with a header line."""
     if not os.path.isfile(path):
         raise UsageError("%s: no such file (run `python -m utils.prepare_data sentiment`)" % path)
-    labels, texts = [], []
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header != ["label", "text_a"]:
-            raise DataError("%s: header must be label<TAB>text_a, got %r" % (where(path, 1), header))
-        for lineno, line in enumerate(f, 2):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2 or parts[0] not in ("0", "1"):
-                raise DataError("%s: expected label<TAB>text_a with label 0/1" % where(path, lineno))
-            labels.append(int(parts[0]))
-            texts.append(parts[1])
-    if not texts:
+    rows = task_reader.read_tsv(path, required=("label", "text_a"))
+    for lineno, row in rows:
+        if row["label"] not in ("0", "1"):
+            raise DataError("%s: label must be 0 or 1, got %r" % (where(path, lineno), row["label"]))
+    if not rows:
         raise DataError("%s: no examples" % path)
-    return labels, texts
+    return [int(row["label"]) for _, row in rows], [row["text_a"] for _, row in rows]
 
 
 def main(argv=None):

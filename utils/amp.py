@@ -43,7 +43,6 @@ The loss scale and its counters are not in checkpoints: a resumed fp16 run start
 """
 import contextlib
 import logging
-import math
 
 import paddle
 
