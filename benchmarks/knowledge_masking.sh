@@ -5,7 +5,9 @@
 # with the same settings. Prints a table of test figures (also in $OUT/summary.md).
 #
 #   OUT=...          where everything goes (default knowledge_masking_output/)
-#   PRE_STEPS=6000   pretraining steps of 4096 tokens for each masking
+#   PRE_STEPS=6000   pretraining steps of 4096 tokens for each masking; a longer run carries on
+#                    from the longest shorter one in $OUT (its step count and optimizer state
+#                    carry over; the learning rate follows the longer run's schedule from there)
 #   SENT_EPOCH=3     sentiment fine-tuning epochs (NER: one epoch of the full training set)
 #   SENT_SEEDS="1 2 3"  fine-tuning seeds for sentiment (--random_seed); the table gives the
 #                    mean over the seeds, summary.md each seed too
@@ -49,23 +51,37 @@ model_dir() {  # model_dir NAME: a MODEL_PATH folder (vocab, config; params/ onc
 EOF
 }
 
-pretrain() {  # pretrain NAME MASK_WORD_PROB: 1.1 = always word masking, 0.0 = always char
-    name=$1
+pretrain() {  # pretrain MASKING MASK_WORD_PROB: 1.1 = always word masking, 0.0 = always char
+    # $OUT/MASKING holds the file lists and one model folder per step count (steps_N); the
+    # lists stay in one place because a checkpoint carries on only over the same lists
+    name=$1/steps_$PRE_STEPS
     [ -d "$OUT/$name/params" ] && return 0
     model_dir "$name"
     for part in train valid; do
         sed "s#^\([^\t]*\)\t.*#$OUT/people_daily/\1\t$2#" "$OUT/people_daily/${part}_filelist" \
-            > "$OUT/$name/${part}_filelist"
+            > "$OUT/$1/${part}_filelist"
     done
+    init="" done_steps=0
+    for ckpt in "$OUT/$1"/steps_*/checkpoints/step_*; do
+        [ -d "$ckpt" ] || continue
+        steps=${ckpt##*_}
+        if [ "$steps" -lt "$PRE_STEPS" ] && [ "$steps" -gt "$done_steps" ]; then
+            init=$ckpt done_steps=$steps
+        fi
+    done
+    if [ -n "$init" ]; then
+        echo "== $name carries on from $init"
+        init="--init_checkpoint $init"
+    fi
     sed 's/_dropout_prob": 0.1/_dropout_prob": 0.0/g' "$OUT/$name/ernie_config.json" \
         > "$OUT/$name/pretrain_config.json"
-    TRAIN_FILELIST="$OUT/$name/train_filelist" VALID_FILELIST="$OUT/$name/valid_filelist" \
+    TRAIN_FILELIST="$OUT/$1/train_filelist" VALID_FILELIST="$OUT/$1/valid_filelist" \
     VOCAB_PATH="$OUT/$name/vocab.txt" ERNIE_CONFIG_PATH="$OUT/$name/pretrain_config.json" \
     CHECKPOINTS="$OUT/$name/checkpoints" \
     sh script/zh_task/pretrain.sh --num_train_steps "$PRE_STEPS" --batch_size 4096 \
         --max_seq_len 128 --warmup_steps $((PRE_STEPS / 10)) --learning_rate 1e-3 \
-        --validation_steps $((PRE_STEPS / 3)) --save_steps "$PRE_STEPS" --skip_steps 100 \
-        --random_seed 1 --export_model_dir "$OUT/$name.export" > "$OUT/$name/pretrain.log" 2>&1 \
+        --validation_steps $((PRE_STEPS / 4)) --save_steps "$PRE_STEPS" --skip_steps 100 \
+        --random_seed 1 --export_model_dir "$OUT/$name.export" $init > "$OUT/$name/pretrain.log" 2>&1 \
         || { tail -n 5 "$OUT/$name/pretrain.log"; exit 1; }
     mv "$OUT/$name.export/params" "$OUT/$name/params"
     rm -rf "$OUT/$name.export"
@@ -101,7 +117,8 @@ finetune() {  # finetune MODEL TASK [SEED]: seed 1 (the default) logs to TASK.lo
 pretrain knowledge_masking 1.1
 pretrain char_masking 0.0
 model_dir no_pretraining
-for model in knowledge_masking char_masking no_pretraining; do
+MODELS="knowledge_masking/steps_$PRE_STEPS char_masking/steps_$PRE_STEPS no_pretraining"
+for model in $MODELS; do
     echo "== fine-tuning $model on ner"
     finetune "$model" ner
     for seed in $SENT_SEEDS; do
@@ -113,6 +130,7 @@ done
 "$PYTHON" - "$OUT" "$PRE_STEPS" $SENT_SEEDS <<'EOF'
 import re, sys
 out, steps, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
+models = ["knowledge_masking/steps_" + steps, "char_masking/steps_" + steps, "no_pretraining"]
 
 
 def sentiment_accs(model, seed):
@@ -126,7 +144,7 @@ rows = ["| initialisation | valid MLM ppl | sentiment test acc (dev)%s | NER tes
         % (", mean of %d seeds" % len(seeds) if len(seeds) > 1 else ""),
         "|---|---|---|---|"]
 per_seed = ["", "Sentiment test (dev) by fine-tuning seed %s:" % ", ".join(seeds), ""]
-for model in ("knowledge_masking", "char_masking", "no_pretraining"):
+for model in models:
     ppl = "–"
     try:
         found = re.findall(r"\[validation_set\].*global ppl: ([\d.]+)",
@@ -140,7 +158,7 @@ for model in ("knowledge_masking", "char_masking", "no_pretraining"):
     ner = open("%s/%s/ner.log" % (out, model)).read()
     f1 = re.findall(r"\[test evaluation\] f1: ([\d.]+), precision: ([\d.]+), recall: ([\d.]+)", ner)
     f1, p, r = (float(x) for x in f1[-1])
-    name = model.replace("_", " ") + ("" if model == "no_pretraining" else ", %s steps" % steps)
+    name = model.replace("/steps_", ", ").replace("_", " ") + ("" if "/" not in model else " steps")
     rows.append("| %s | %s | %.4f (%.4f) | %.4f (%.4f / %.4f) |" % (name, ppl, test, dev, f1, p, r))
     per_seed.append("- %s: %s" % (name, ", ".join(
         "%.4f (%.4f)" % (a["test.tsv"], a["dev.tsv"]) for a in accs)))
