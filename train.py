@@ -231,7 +231,7 @@ def train(args, config, runtime):
                     "max_seq_len": args.max_seq_len, "random_seed": args.random_seed,
                     "generate_neg_sample": args.generate_neg_sample,
                     "num_trainers": runtime.num_trainers}
-    resumed = (restore_training(args.init_checkpoint, optimizer, run_identity)
+    resumed = (restore_training(args.init_checkpoint, optimizer, lr, run_identity)
                if args.init_checkpoint else None)
     start_step = resumed["step"] if resumed else 0
     print("Device count: %d" % runtime.num_trainers)

@@ -204,3 +204,33 @@ def test_resume_auto_continues_where_the_checkpoint_left(setup, tmp_path):
     b = read_legacy_dir(str(tmp_path / "two" / "step_16"))
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_longer_run_carries_on_from_a_constant_rate_checkpoint(setup, tmp_path):
+    """A run without warmup has a constant rate, so its checkpoint holds no schedule state; a
+    longer run with a schedule still carries on from it (step, data position) and places its
+    own schedule at the saved step."""
+    d, ernie2019 = setup
+    import paddle
+    from utils.optimization import make_optimizer
+    from utils.trainer import restore_training
+    common = [sys.executable, str(REPO / "train.py")] + flags(
+        d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--learning_rate", "5e-3",
+        "--skip_steps", "4")
+
+    def run(*extra):
+        proc = subprocess.run(common + list(extra), capture_output=True, text=True,
+                              timeout=300, cwd=str(REPO))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.splitlines()
+
+    run("--num_train_steps", "4", "--warmup_steps", "0", "--checkpoints", str(tmp_path / "short"))
+    ckpt = str(tmp_path / "short" / "step_4")
+    lines = run("--num_train_steps", "8", "--warmup_steps", "2", "--init_checkpoint", ckpt,
+                "--checkpoints", str(tmp_path / "long"))
+    assert "Resuming at step 4" in "\n".join(lines)
+    assert [int(m.group(4)) for m in map(TRAIN_LINE.match, lines) if m] == [8]
+
+    optimizer, lr = make_optimizer(paddle.nn.Linear(2, 2).parameters(), 5e-3, 2, 8, 0.01)
+    assert restore_training(ckpt, optimizer, lr, {})["step"] == 4
+    assert lr.last_epoch == 4 and optimizer.get_lr() == pytest.approx(5e-3 * (1 - 4 / 8))

@@ -260,7 +260,7 @@ def prepare_training(args, runtime, reader, parameters):
                     "batch_size": args.batch_size, "num_trainers": runtime.num_trainers,
                     "epoch": args.epoch, "learning_rate": args.learning_rate,
                     "warmup_proportion": args.warmup_proportion}
-    resumed = (restore_training(args.init_checkpoint, optimizer, run_identity)
+    resumed = (restore_training(args.init_checkpoint, optimizer, lr, run_identity)
                if args.init_checkpoint else None)
     batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
                                     shuffle=args.shuffle, phase="train",
@@ -319,11 +319,12 @@ def resolve_resume(args):
     args.init_checkpoint = path
 
 
-def restore_training(path, optimizer, run_identity):
+def restore_training(path, optimizer, lr, run_identity):
     """After init_checkpoint(model, path): bring back the optimizer state (moments, LR
     schedule position) and Paddle's random state, and return the saved train state (step,
     data position) when `path` was written by a run over the same data (`run_identity`
-    equal); otherwise only the parameters are taken and None is returned."""
+    equal); otherwise only the parameters are taken and None is returned. `lr` is this run's
+    schedule (or constant rate) from make_optimizer."""
     state, optimizer_state, rng_state = read_training_state(path)
     if not state:
         return None
@@ -333,6 +334,10 @@ def restore_training(path, optimizer, run_identity):
               % (path, ", ".join("%s=%s" % kv for kv in saved.items())))
         return None
     if optimizer_state is not None:
+        if isinstance(lr, paddle.optimizer.lr.LRScheduler) and "LR_Scheduler" not in optimizer_state:
+            # written with a constant rate (no warmup): this run's schedule starts at the step
+            lr.step(state["step"])
+            optimizer_state = dict(optimizer_state, LR_Scheduler=lr.state_dict())
         optimizer.set_state_dict(optimizer_state)
     if rng_state is not None:
         paddle.set_rng_state(rng_state)
