@@ -127,10 +127,9 @@ for model in $MODELS; do
     done
 done
 
-"$PYTHON" - "$OUT" "$PRE_STEPS" $SENT_SEEDS <<'EOF'
+"$PYTHON" - "$OUT" "$MODELS" $SENT_SEEDS <<'EOF'
 import re, sys
-out, steps, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
-models = ["knowledge_masking/steps_" + steps, "char_masking/steps_" + steps, "no_pretraining"]
+out, models, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
 
 
 def sentiment_accs(model, seed):
