@@ -60,6 +60,14 @@ def run_main(argv):
     return out.getvalue().splitlines()
 
 
+def run_process(*argv):
+    """train.py in a process of its own, as in use (optimizer state names are per process)."""
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *argv], capture_output=True,
+                          text=True, timeout=300, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.splitlines()
+
+
 @pytest.fixture(scope="module")
 def trained(setup):
     d, ernie2019 = setup
@@ -183,20 +191,14 @@ def test_resume_auto_continues_where_the_checkpoint_left(setup, tmp_path):
     d, ernie2019 = setup
     import numpy as np
     import shutil
-    common = [sys.executable, str(REPO / "train.py")] + flags(
+    common = flags(
         d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--num_train_steps", "16",
         "--warmup_steps", "4", "--learning_rate", "5e-3", "--skip_steps", "4",
         "--save_steps", "8")
 
-    def run(*extra):
-        proc = subprocess.run(common + list(extra), capture_output=True, text=True,
-                              timeout=300, cwd=str(REPO))
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return proc.stdout.splitlines()
-
-    run("--checkpoints", str(tmp_path / "one"))
+    run_process(*common, "--checkpoints", str(tmp_path / "one"))
     shutil.copytree(tmp_path / "one" / "step_8", tmp_path / "two" / "step_8")
-    lines = run("--checkpoints", str(tmp_path / "two"), "--resume", "auto")
+    lines = run_process(*common, "--checkpoints", str(tmp_path / "two"), "--resume", "auto")
     text = "\n".join(lines)
     assert "--resume auto: continuing from" in text and "Resuming at step 8" in text
     assert [int(m.group(4)) for m in map(TRAIN_LINE.match, lines) if m] == [12, 16]
@@ -214,20 +216,15 @@ def test_longer_run_carries_on_from_a_constant_rate_checkpoint(setup, tmp_path):
     import paddle
     from utils.optimization import make_optimizer
     from utils.trainer import restore_training
-    common = [sys.executable, str(REPO / "train.py")] + flags(
+    common = flags(
         d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--learning_rate", "5e-3",
         "--skip_steps", "4")
 
-    def run(*extra):
-        proc = subprocess.run(common + list(extra), capture_output=True, text=True,
-                              timeout=300, cwd=str(REPO))
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return proc.stdout.splitlines()
-
-    run("--num_train_steps", "4", "--warmup_steps", "0", "--checkpoints", str(tmp_path / "short"))
+    run_process(*common, "--num_train_steps", "4", "--warmup_steps", "0",
+                "--checkpoints", str(tmp_path / "short"))
     ckpt = str(tmp_path / "short" / "step_4")
-    lines = run("--num_train_steps", "8", "--warmup_steps", "2", "--init_checkpoint", ckpt,
-                "--checkpoints", str(tmp_path / "long"))
+    lines = run_process(*common, "--num_train_steps", "8", "--warmup_steps", "2",
+                        "--init_checkpoint", ckpt, "--checkpoints", str(tmp_path / "long"))
     assert "Resuming at step 4" in "\n".join(lines)
     assert [int(m.group(4)) for m in map(TRAIN_LINE.match, lines) if m] == [8]
 
