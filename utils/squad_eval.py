@@ -98,17 +98,26 @@ def eval_file(dataset_file, prediction_file):
     return em, f1, (em + f1) / 2, total
 
 
+def score_parser(prog, description):
+    """The command line of both scorers: DATASET.json PREDICTIONS.json."""
+    from utils.args import ArgumentParser
+    parser = ArgumentParser(prog=prog, description=description)
+    parser.add_argument("dataset", help="the questions and gold answers (SQuAD v1.1 json)")
+    parser.add_argument("predictions", help="a json object {question id: answer text}")
+    return parser
+
+
 def main(argv):
-    if len(argv) != 2:
-        print("usage: python -m utils.squad_eval DATASET.json PREDICTIONS.json", file=sys.stderr)
-        return 2
-    data = load_json(argv[0], "dataset")
+    parser = score_parser("python -m utils.squad_eval",
+                          "Exact match and F1 of predictions, by the SQuAD v1.1 rules.")
+    args = parser.parse_args(argv)
+    data = load_json(args.dataset, "dataset")
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise DataError("%s: not a SQuAD json (no \"data\" list)" % argv[0])
+        raise DataError("%s: not a SQuAD json (no \"data\" list)" % args.dataset)
     if data.get("version") not in (None, "1.1"):
         print("Evaluation expects v-1.1, but got dataset with v-%s" % data["version"],
               file=sys.stderr)
-    print(json.dumps(evaluate(data["data"], load_json(argv[1], "predictions"))))
+    print(json.dumps(evaluate(data["data"], load_json(args.predictions, "predictions"))))
     return 0
 
 
