@@ -38,6 +38,7 @@ while [ "$run" -le "$RUNS" ]; do
         then echo 0 > "$status_file"; else echo $? > "$status_file"; fi
     } | tee "$log"
     status=$(cat "$status_file"); rm -f "$status_file"
+    status=${status:-1}  # the block exited before writing it
     [ "$status" -eq 0 ] || { echo "error: run $run failed (exit $status), see $log" >&2; exit "$status"; }
     run=$((run + 1))
 done

@@ -9,6 +9,8 @@
 #   VOCAB_PATH         vocabulary (default ./config/vocab.txt)
 #   ERNIE_CONFIG_PATH  model config (default ./config/ernie_config.json)
 #   CHECKPOINTS        where step_N checkpoints go (default ./checkpoints)
+#   CUDA_VISIBLE_DEVICES  cards (default 0,...,7 as in 2019; those present are used, no card
+#                      -> CPU, ERNIE_CPU_PROCS processes: see script/common.sh)
 # Build data and a vocabulary with `python -m utils.pretrain_data people_daily|text ...`.
 # Extra flags are passed on to train.py and win over the ones below, e.g.
 #   sh script/zh_task/pretrain.sh --num_train_steps 1000 --multitask_config FILE
