@@ -5,6 +5,7 @@
         --init_pretraining_params params --num_labels 2 ...
 """
 import os
+import time
 
 from utils.errors import DataError, UsageError, run_cli
 
@@ -17,8 +18,8 @@ from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.progress import progress
 from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
-                           init_model_params, prepare_training, resolve_resume, set_seed,
-                           test_outputs, train_loop)
+                           init_model_params, prepare_training, print_ce_kpis, resolve_resume,
+                           set_seed, test_outputs, train_loop)
 
 
 def check_args(args):
@@ -89,6 +90,8 @@ def main(argv):
                         os.path.basename(path))
 
     def evaluate_dev_sets():
+        """Returns the metrics of the first dev set."""
+        results = []
         for path in args.dev_set.split(","):
             print("validation result of dataset %s:" % path)
             metrics, line = classifier.evaluate(model, forward, dev_batches(path), "dev",
@@ -96,11 +99,14 @@ def main(argv):
             runtime.add_scalars("dev/" + os.path.basename(path), metrics, state["steps"])
             print(line + ", file: %s, epoch: %d, steps: %d" % (path, state["epoch"],
                                                                 state["steps"]), flush=True)
+            results.append(metrics)
+        return results[0]
 
     def predict_test_sets():
         for path, out in test_outputs(args, state["epoch"], state["steps"]):
             classifier.write_predictions(model, forward, dev_batches(path), out)
 
+    train_start = time.time()
     if args.do_train:
         num_examples, optimizer, lr, batches, loop_kwargs = prepare_training(
             args, runtime, reader, model.parameters())
@@ -129,10 +135,12 @@ def main(argv):
             amp=amp_from_args(args, runtime), **loop_kwargs)
         state["steps"], state["epoch"] = steps, reader.current_epoch
 
+    train_seconds = time.time() - train_start
     if runtime.is_main:
+        dev_metrics = None
         if args.do_val:
             print("Final validation result:")
-            evaluate_dev_sets()
+            dev_metrics = evaluate_dev_sets()
         if args.do_test:
             print("Final test result:")
             predict_test_sets()
@@ -141,6 +149,8 @@ def main(argv):
             save = args.diagnostic_save or args.diagnostic + ".pred"
             classifier.write_predictions(model, forward, dev_batches(args.diagnostic), save)
             print("Done final diagnostic, saving to %s" % save)
+        if args.enable_ce:
+            print_ce_kpis(runtime, train_seconds, dev_metrics)
     return 0
 
 

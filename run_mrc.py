@@ -11,9 +11,12 @@ at the end, each with its `_nbest_predictions.json`. The log line names the phas
 training, `[dev evaluation] ...` after `Final validation result:` (`[test evaluation]` after
 `Final test result:`). `--for_cn true` scores with the CMRC 2018 logic, `--for_cn false` with the
 SQuAD v1.1 logic; a test file without gold answers is predicted but not scored. Unlike 2019
-(which retrained forever), the run ends when training ends. Every input file is read and
-checked before training starts, so a bad file stops the run with nothing written.
+(which retrained forever), the run ends when training ends; `--resume auto` continues a
+stopped run from the latest complete checkpoint in --checkpoints exactly where it stopped.
+Every input file is read and checked before training starts, so a bad file stops the run with
+nothing written.
 """
+import time
 
 from utils.errors import UsageError, run_cli
 
@@ -24,7 +27,8 @@ from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
-                           init_model_params, plan_training, set_seed, train_loop)
+                           init_model_params, prepare_training, print_ce_kpis, resolve_resume,
+                           set_seed, train_loop)
 
 
 def check_args(args):
@@ -38,9 +42,7 @@ def check_args(args):
 def main(argv):
     args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     print_arguments(args)
-    if args.resume:
-        raise UsageError("--resume is not available for run_mrc.py yet; use --init_checkpoint "
-                         "to start from a checkpoint's parameters")
+    resolve_resume(args)
     check_args(args)
     runtime = Runtime(args.use_cuda)
     set_seed(args.random_seed)
@@ -78,23 +80,19 @@ def main(argv):
         examples, features = reader.load(path, is_training=False)
         batches = reader.data_generator(path, predict_batch_size, epoch=1, shuffle=False,
                                         phase=kind)()
-        _, line = mrc.evaluate(model, forward, batches, examples, features, phase,
-                               args.checkpoints, path, args.n_best_size,
-                               args.max_answer_length, args.do_lower_case, args.for_cn,
-                               has_answers=reader.has_answers(path))
+        metrics, line = mrc.evaluate(model, forward, batches, examples, features, phase,
+                                     args.checkpoints, path, args.n_best_size,
+                                     args.max_answer_length, args.do_lower_case, args.for_cn,
+                                     has_answers=reader.has_answers(path))
         print(line, flush=True)
+        return metrics
 
+    train_start = time.time()
     if args.do_train:
-        num_trainers, trainer_id = runtime.num_trainers, runtime.trainer_id
-        num_features = reader.get_num_examples(args.train_set)
         print("Num train questions: %d" % reader.get_num_questions(args.train_set))
-        optimizer, lr = plan_training(args, runtime, num_features,
-                                      reader.count_batches(args.train_set, args.batch_size),
-                                      model.parameters())
+        num_features, optimizer, lr, batches, loop_kwargs = prepare_training(
+            args, runtime, reader, model.parameters())
         train_forward = runtime.wrap(forward)
-        batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
-                                        shuffle=args.shuffle, phase="train",
-                                        trainer_id=trainer_id, num_trainers=num_trainers)()
 
         def log_line(steps, means, speed):
             return ("epoch: %d, progress: %d/%d, step: %d, ave loss: %f, speed: %f steps/s"
@@ -109,12 +107,17 @@ def main(argv):
 
         train_loop(model, optimizer, lr, batches,
                    lambda batch: mrc.loss_and_stats(model, train_forward, batch),
-                   args, runtime, log_line, validate, amp=amp_from_args(args, runtime))
+                   args, runtime, log_line, validate, amp=amp_from_args(args, runtime),
+                   **loop_kwargs)
 
+    train_seconds = time.time() - train_start
     if runtime.is_main:
+        final = {}
         for kind, path in eval_sets:
             print("Final validation result:" if kind == "dev" else "Final test result:")
-            evaluate(kind, path, kind)
+            final[kind] = evaluate(kind, path, kind)
+        if args.enable_ce:
+            print_ce_kpis(runtime, train_seconds, final.get("dev"))
     return 0
 
 

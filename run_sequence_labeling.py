@@ -12,6 +12,7 @@ also writes `<test_save>.<epoch>.<steps>`: the tokens joined by \\x02, a tab, th
 labels joined by \\x02, one per input token (long inputs are predicted whole, in windows).
 """
 import os
+import time
 
 from utils.errors import DataError, UsageError, run_cli
 
@@ -23,8 +24,8 @@ from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
 from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
-                           init_model_params, prepare_training, resolve_resume, set_seed,
-                           test_outputs, train_loop)
+                           init_model_params, prepare_training, print_ce_kpis, resolve_resume,
+                           set_seed, test_outputs, train_loop)
 
 
 def check_args(args):
@@ -94,14 +95,15 @@ def main(argv):
         return metrics, preds
 
     def evaluate_dev_sets():
-        for path in args.dev_set.split(","):
-            evaluate(path, "dev")
+        """Returns the metrics of the first dev set."""
+        return [evaluate(path, "dev")[0] for path in args.dev_set.split(",")][0]
 
     def predict_test_sets():
         for path, out in test_outputs(args, state["epoch"], state["steps"]):
             _, preds = evaluate(path, "test")
             sequence_label.write_predictions(out, reader.examples(path), preds)
 
+    train_start = time.time()
     if args.do_train:
         num_examples, optimizer, lr, batches, loop_kwargs = prepare_training(
             args, runtime, reader, model.parameters())
@@ -132,13 +134,17 @@ def main(argv):
             **loop_kwargs)
         state["steps"], state["epoch"] = steps, reader.current_epoch
 
+    train_seconds = time.time() - train_start
     if runtime.is_main:
+        dev_metrics = None
         if args.do_val:
             print("Final validation result:")
-            evaluate_dev_sets()
+            dev_metrics = evaluate_dev_sets()
         if args.do_test:
             print("Final test result:")
             predict_test_sets()
+        if args.enable_ce:
+            print_ce_kpis(runtime, train_seconds, dev_metrics)
     return 0
 
 

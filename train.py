@@ -243,10 +243,11 @@ def train(args, config, runtime):
         return mlm + nsp, {"lm_loss": lm, "ppl": math.exp(min(lm, 700)), "acc": float(acc)}
 
     def log_line(steps, means, speed):
-        return ("epoch: %d, progress: %d/%d, step: %d, loss: %f, ppl: %f, next_sent_acc: %f, "
+        return ("current learning_rate:%f\n"
+                "epoch: %d, progress: %d/%d, step: %d, loss: %f, ppl: %f, next_sent_acc: %f, "
                 "speed: %f steps/s, file: %s, mask_type: %s"
-                % (reader.current_epoch, reader.current_file_index, reader.total_file, steps,
-                   means["loss"], means["ppl"], means["acc"], speed,
+                % (means["learning_rate"], reader.current_epoch, reader.current_file_index,
+                   reader.total_file, steps, means["loss"], means["ppl"], means["acc"], speed,
                    reader.current_file, reader.mask_type))
 
     validate = None
@@ -264,10 +265,14 @@ def train(args, config, runtime):
                   flush=True)
 
     positions = Positions(reader)
-    if start_step:
+    # our checkpoints replay the batches already taken (the step count, unless the run began
+    # at a 2019 checkpoint); a 2019 one saved no data position: the data starts from the
+    # beginning while the step count continues, so the run still stops at --num_train_steps
+    replay = resumed["data_position"]["batches"] if resumed and resumed["data_position"] else 0
+    if replay:
         print("resuming: replaying the %d batches already trained on (same seeds, same order)"
-              % start_step)
-    batches = positions.count(reader.data_generator()(), skip=start_step)
+              % replay)
+    batches = positions.count(reader.data_generator()(), skip=replay)
     batches = itertools.islice(synchronized(batches, runtime),
                                max(0, args.num_train_steps - start_step))
     steps = train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log_line,

@@ -486,7 +486,7 @@ def train_multitask(args, cfg, runtime):
         return loss, {"n:" + name: 1.0, "loss:" + name: float(loss), "acc:" + name: float(acc)}
 
     def log_line(steps, means, speed):
-        lines = []
+        lines = ["current learning_rate:%f" % means["learning_rate"]]
         for name, task in mt.tasks.items():
             n = means.get("n:" + name, 0.0)
             if not n:

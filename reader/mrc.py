@@ -33,7 +33,7 @@ import unicodedata
 import numpy as np
 
 from reader import batching
-from reader.task_reader import BaseReader
+from reader.task_reader import BaseReader, _record_len
 from tokenization import _is_control, _is_whitespace, tokenize_chinese_chars
 from utils.errors import DataError, UsageError
 
@@ -364,6 +364,8 @@ class MRCReader(BaseReader):
 
     # ---- BaseReader interface ------------------------------------------------------------
     def records(self, path, is_training=True):
+        """The file's features; training ones (with labels) by default, which is what
+        BaseReader's train generator and count_batches batch."""
         return self.load(path, is_training)[1]
 
     def get_num_examples(self, path, is_training=True):
@@ -382,33 +384,17 @@ class MRCReader(BaseReader):
         return batch
 
     def data_generator(self, input_file, batch_size, epoch=1, shuffle=True, phase=None,
-                       trainer_id=0, num_trainers=1):
-        """Batches of features; the train phase reads the file as training data (labels) and
-        shuffles (when `shuffle`), other phases keep the file's order."""
+                       trainer_id=0, num_trainers=1, start=None):
+        """The train phase is BaseReader's generator over the training features (labels):
+        a fresh seeded shuffle every epoch (when `shuffle`), `current_epoch`,
+        `current_example` and a resumable `position`, and `start` (a `position` saved by an
+        earlier run) to continue right after it. Other phases read the file once, without
+        training labels (its questions may have several answers or none), in its order."""
+        if phase == "train":
+            return super().data_generator(input_file, batch_size, epoch, shuffle, phase,
+                                          trainer_id, num_trainers, start)
         if batch_size <= 0:
             raise UsageError("--batch_size must be positive, got %d" % batch_size)
-        is_training = phase == "train"
-        features = list(self.records(input_file, is_training))
-
-        def batches_of_epoch():
-            for epoch_index in range(epoch):
-                if is_training:
-                    self.current_epoch, self.current_example = epoch_index, 0
-                    if shuffle:
-                        self.rng.shuffle(features)
-                for batch in batching.batch_records(features, batch_size, self.in_tokens,
-                                                    length=lambda f: len(f.token_ids)):
-                    if is_training:
-                        self.current_example += len(batch)
-                    yield batch
-
-        def generator():
-            for group in batching.shard_batches(batches_of_epoch(), trainer_id, num_trainers):
-                yield self.pad_batch(group)
-
-        return generator
-
-    def count_batches(self, path, batch_size):
-        return sum(1 for _ in batching.batch_records(self.records(path, True), batch_size,
-                                                     self.in_tokens,
-                                                     length=lambda f: len(f.token_ids)))
+        features = self.records(input_file, is_training=False)
+        return lambda: (self.pad_batch(batch) for batch in batching.batch_records(
+            features, batch_size, self.in_tokens, length=_record_len))

@@ -153,3 +153,24 @@ def test_bad_input_is_one_line_and_leaves_nothing(workdir, tmp_path, case):
                 "empty": "train.tsv", "seq_len": "max_position_embeddings"}[case]
     assert expected in err[0]
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_enable_ce_prints_the_2019_kpi_lines(workdir, capsys):
+    """--enable_ce: duration, train loss/acc of the second-to-last log line, final dev metric."""
+    d = workdir
+    assert run_classifier.main(common_flags(d) + [
+        "--do_train", "true", "--do_val", "true", "--do_test", "false", "--enable_ce",
+        "--train_set", str(d / "train.tsv"), "--dev_set", str(d / "dev.tsv"),
+        "--checkpoints", str(d / "ce"), "--batch_size", "8", "--epoch", "1",
+        "--skip_steps", "3", "--validation_steps", "100", "--random_seed", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kpis = dict((l.split("\t")[1], l.split("\t")[2]) for l in lines if l.startswith("kpis\t"))
+    assert sorted(kpis) == ["dev_acc_card1", "train_acc_card1", "train_duration_card1",
+                            "train_loss_card1"]
+    logged = [TRAIN_LINE.match(l) and l for l in lines if TRAIN_LINE.match(l)]
+    assert len(logged) == 3                       # steps 3, 6, 9 of 10
+    assert "ave loss: %s, ave acc: %s," % (kpis["train_loss_card1"],
+                                           kpis["train_acc_card1"]) in logged[-2]
+    final_dev = [l for l in lines if l.startswith("[dev evaluation]")][-1]
+    assert "acc:%s," % kpis["dev_acc_card1"] in final_dev
+    assert float(kpis["train_duration_card1"]) > 0

@@ -73,7 +73,8 @@ def english(tmp_path_factory):
                  "--max_seq_len", 128, "--doc_stride", 48, "--max_query_length", 24,
                  "--batch_size", 4, "--epoch", 16, "--learning_rate", 3e-3,
                  "--skip_steps", 16, "--validation_steps", 50, "--save_steps", 1000,
-                 "--checkpoints", d / "ckpt", "--random_seed", 1, "--max_answer_length", 30])
+                 "--checkpoints", d / "ckpt", "--random_seed", 1, "--max_answer_length", 30,
+                 "--enable_ce"])
     return d, lines
 
 
@@ -93,6 +94,19 @@ def test_english_logs_and_files(english):
     assert names == ["100_dev_nbest_predictions.json", "100_dev_predictions.json",
                      "50_dev_nbest_predictions.json", "50_dev_predictions.json",
                      "dev_nbest_predictions.json", "dev_predictions.json", "step_112"]
+
+
+def test_enable_ce_prints_the_kpi_lines_of_the_run(english):
+    _, lines = english
+    kpis = dict(l.split("\t")[1:] for l in lines if l.startswith("kpis\t"))
+    assert sorted(kpis) == ["dev_avg_card1", "dev_em_card1", "dev_f1_card1",
+                            "dev_question_num_card1", "train_duration_card1", "train_loss_card1"]
+    train = [l for l in lines if "progress" in l]
+    assert "ave loss: %s," % kpis["train_loss_card1"] in train[-2]
+    em, f1, avg, num = evals(lines)["dev"]
+    assert (float(kpis["dev_em_card1"]), float(kpis["dev_f1_card1"])) == \
+        pytest.approx((em, f1), abs=1e-3)
+    assert float(kpis["dev_question_num_card1"]) == num
 
 
 def test_english_scores_equal_official_squad_logic(english):

@@ -87,6 +87,10 @@ def test_masked_lm_loss_falls_and_the_log_lines_parse(trained):
     valid = [VALID_LINE.match(l) for l in lines if l.startswith("[validation_set]")]
     assert len(train_lines) == 6 and all(train_lines), lines[-20:]
     assert [int(m.group(4)) for m in train_lines] == [10, 20, 30, 40, 50, 60]
+    # the 2019 line before each: the rate of that step (counter from 0, warmup 6, decay to 60)
+    rates = [l for i, l in enumerate(lines[:-1]) if TRAIN_LINE.match(lines[i + 1])]
+    assert rates == ["current learning_rate:%f" % (5e-3 * (1 - (s - 1) / 60))
+                     for s in (10, 20, 30, 40, 50, 60)]
     first, last = train_lines[0], train_lines[-1]
     assert first.group(1) == "1" and first.group(2, 3) == ("1", "1")
     assert first.group(9).endswith("demo_train_set.gz") and first.group(10) == "mask_word"
@@ -183,6 +187,30 @@ def test_pretrain_sh_uses_the_2019_settings_and_forwards_flags(setup, tmp_path):
     proc = subprocess.run(["sh", str(REPO / "script" / "zh_task" / "pretrain.sh")],
                           cwd=str(tmp_path), env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "missing.txt not found (set VOCAB_PATH" in proc.stderr
+
+
+def test_pretrain_sh_runs_as_shipped_from_the_repository_root(tmp_path):
+    """The 2019 README's command: the shipped data/ file lists, config/vocab.txt and (here a
+    tiny stand-in for) config/ernie_config.json, run from the repository root."""
+    config = tmp_path / "ernie_config.json"
+    shipped = json.loads((REPO / "config" / "ernie_config.json").read_text())
+    config.write_text(json.dumps(dict(shipped, hidden_size=32, num_hidden_layers=2,
+                                      num_attention_heads=2)))
+    env = dict(os.environ, VALID_FILELIST="", ERNIE_CONFIG_PATH=str(config),
+               CHECKPOINTS=str(tmp_path / "checkpoints"), PYTHON=sys.executable)
+    env.pop("TRAIN_FILELIST", None)
+    env.pop("VOCAB_PATH", None)
+    proc = subprocess.run(
+        ["sh", "script/zh_task/pretrain.sh", "--num_train_steps", "3", "--save_steps", "3",
+         "--skip_steps", "1"], cwd=str(REPO), env=env, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    train_lines = [m for m in map(TRAIN_LINE.match, proc.stdout.splitlines()) if m]
+    assert [int(m.group(4)) for m in train_lines] == [1, 2, 3]
+    assert train_lines[0].group(9) == "./data/demo_train_set.gz"
+    assert "vocab_path: ./config/vocab.txt" in proc.stdout
+    assert os.listdir(tmp_path / "checkpoints") == ["step_3"]
+    assert "word_embedding" in read_legacy_dir(str(tmp_path / "checkpoints" / "step_3"))
 
 
 def test_resume_auto_continues_where_the_checkpoint_left(setup, tmp_path):

@@ -94,9 +94,17 @@ class ErnieGradScaler(paddle.amp.GradScaler):
 
 
 def make_scaler(args):
-    """An ErnieGradScaler from the 2019 flags (checked, since GradScaler only asserts)."""
-    if not args.init_loss_scaling > 0:
-        raise UsageError("--init_loss_scaling must be positive, got %s" % args.init_loss_scaling)
+    """An ErnieGradScaler from the 2019 flags (checked, since GradScaler only asserts).
+    The v2.0 flag --loss_scaling, when given, is a static scale: it replaces
+    --init_loss_scaling and turns dynamic scaling off (v2.0 scaled the loss but never
+    unscaled the gradients; the scaler does both)."""
+    static = getattr(args, "loss_scaling", None)
+    init_scale = args.init_loss_scaling if static is None else static
+    dynamic = bool(args.use_dynamic_loss_scaling) and static is None
+    if not init_scale > 0:
+        raise UsageError("--%s must be positive, got %s"
+                         % ("init_loss_scaling" if static is None else "loss_scaling",
+                            init_scale))
     if not args.incr_ratio > 1.0:
         raise UsageError("--incr_ratio must be greater than 1, got %s" % args.incr_ratio)
     if not 0.0 < args.decr_ratio < 1.0:
@@ -105,11 +113,11 @@ def make_scaler(args):
         if getattr(args, name) < 1:
             raise UsageError("--%s must be at least 1, got %s" % (name, getattr(args, name)))
     return ErnieGradScaler(
-        enable=True, init_loss_scaling=float(args.init_loss_scaling),
+        enable=True, init_loss_scaling=float(init_scale),
         incr_ratio=float(args.incr_ratio), decr_ratio=float(args.decr_ratio),
         incr_every_n_steps=int(args.incr_every_n_steps),
         decr_every_n_nan_or_inf=int(args.decr_every_n_nan_or_inf),
-        use_dynamic_loss_scaling=bool(args.use_dynamic_loss_scaling))
+        use_dynamic_loss_scaling=dynamic)
 
 
 @contextlib.contextmanager
@@ -234,11 +242,19 @@ def amp_from_args(args, runtime=None):
     Call after Runtime() has chosen the device. Flags missing from `args` read as off."""
     use_fp16 = bool(getattr(args, "use_fp16", False))
     use_bf16 = bool(getattr(args, "use_bf16", False))
+    on_gpu = paddle.device.get_device().startswith("gpu")
+    loss_scaling = getattr(args, "loss_scaling", None)
+    if loss_scaling is not None:
+        if not loss_scaling > 0:
+            raise UsageError("--loss_scaling must be positive, got %s" % loss_scaling)
+        if not (use_fp16 and on_gpu):
+            _notice(runtime, "--loss_scaling %g: a static loss scale applies to fp16 training "
+                             "on a GPU (--use_fp16 true); no effect on this run."
+                    % loss_scaling)
     if not (use_fp16 or use_bf16):
         return None
     if use_fp16 and use_bf16:
         raise UsageError("--use_fp16 and --use_bf16 are both true: choose one")
-    on_gpu = paddle.device.get_device().startswith("gpu")
     to_static = bool(getattr(args, "to_static", True))
     amp = None
     if use_fp16 and on_gpu:

@@ -1186,6 +1186,47 @@ def read_training_state(path):
     return state, optimizer_state, rng
 
 
+# 2019 (fluid.io.save_persistables) names of the optimizer state: `<param>_<slot>_0` for each
+# Adam slot, and the LR schedule's step counter. Paddle 3 names its AdamW accumulators the same
+# way (and, like fluid, starts beta1_pow at beta1 and multiplies after each update).
+ADAM_SLOTS = ("moment1", "moment2", "beta1_pow_acc", "beta2_pow_acc")
+LR_COUNTER = "@LR_DECAY_COUNTER@"
+_ADAM_KEY_RE = re.compile(r"^(.+)_(%s)_\d+$" % "|".join(ADAM_SLOTS))
+
+
+def counter_lead(lr):
+    """Steps done minus @LR_DECAY_COUNTER@ after them: 1 for linear_warmup_decay (its counter
+    is 0 on the first step), 0 for noam_decay (1 on the first step)."""
+    from utils.optimization import NoamDecay
+    return 0 if isinstance(lr, NoamDecay) else 1
+
+
+def read_legacy_optimizer_state(path):
+    """{name: array} of the optimizer-state files (is_optimizer_state) of a 2019-layout
+    directory, without reading its parameters; {} for anything else (a file, our
+    checkpoints, HF folders)."""
+    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, MANIFEST_FILE)):
+        return {}
+    d = _resolve_legacy_dir(path)
+    return {name: read_legacy_tensor(os.path.join(d, name)) for name in sorted(os.listdir(d))
+            if is_optimizer_state(name) and os.path.isfile(os.path.join(d, name))}
+
+
+def write_legacy_checkpoint(model, optimizer, path, steps):
+    """A 2019 `step_N` directory as fluid.io.save_persistables wrote it after `steps` updates:
+    the parameters, each one's Adam moments and beta-power accumulators under their 2019
+    names, and @LR_DECAY_COUNTER@ (atomic, no manifest). Returns `path`."""
+    import paddle
+    tensors = model_params(model)
+    for key, value in optimizer.state_dict().items():
+        match = _ADAM_KEY_RE.match(key)
+        if match and isinstance(value, paddle.Tensor):
+            tensors["%s_%s_0" % match.groups()] = value.numpy()
+    tensors[LR_COUNTER] = np.array([steps - counter_lead(optimizer._learning_rate)], np.int64)
+    write_legacy_dir(tensors, path)
+    return path
+
+
 def _process_alive(pid):
     try:
         os.kill(pid, 0)

@@ -32,6 +32,10 @@ def build_parser(description):
     train_g.add_arg("validation_steps", int, 1000, "Evaluate on the dev sets every this many steps (and at each new epoch).")
     train_g.add_arg("use_fp16", bool, False, "fp16 mixed precision (GPU).")
     train_g.add_arg("use_bf16", bool, False, "(ours) bf16 mixed precision on CPUs that have it.")
+    train_g.add_arg("loss_scaling", float, None,
+                    "(v2.0 flag) Static fp16 loss scale: with --use_fp16 on a GPU the loss is "
+                    "multiplied by it and the gradients divided by it, with no dynamic "
+                    "scaling; elsewhere a notice says it has no effect.")
     train_g.add_arg("use_dynamic_loss_scaling", bool, True, "Adjust the fp16 loss scale on overflow.")
     train_g.add_arg("init_loss_scaling", float, 102400, "Initial fp16 loss scale.")
     train_g.add_arg("incr_every_n_steps", int, 100, "Grow the loss scale after this many finite steps.")
@@ -91,7 +95,7 @@ def build_parser(description):
     run_type_g.add_arg("do_val", bool, True, "Evaluate on --dev_set.")
     run_type_g.add_arg("do_test", bool, True, "Predict --test_set.")
     run_type_g.add_arg("use_multi_gpu_test", bool, False, "(accepted; evaluation runs on trainer 0).")
-    run_type_g.add_arg("metrics", bool, True, "Predict --test_set.")
+    run_type_g.add_arg("metrics", bool, True, "(accepted; unused, as in 2019).")
     run_type_g.add_arg("shuffle", bool, True, "Shuffle the training set every epoch.")
     run_type_g.add_arg("for_cn", bool, True, "Chinese data: remove spaces from the text columns.")
     run_type_g.add_arg("is_distributed", bool, False,
@@ -99,5 +103,8 @@ def build_parser(description):
     run_type_g.add_arg("to_static", bool, True,
                        "(ours) Run the model as a static graph; false runs eagerly, for debugging.")
     parser.add_argument("--enable_ce", action="store_true",
-                        help="If set, print the 2019 continuous-evaluation kpi lines.")
+                        help="After the run, print the 2019 continuous-evaluation lines "
+                             "kpis<TAB>NAME_card<N><TAB>VALUE: train_duration, train_loss and "
+                             "train_acc (second-to-last train log line), and the final dev "
+                             "metrics of the first --dev_set (dev_<metric>).")
     return parser

@@ -39,6 +39,10 @@ def build_parser(description="ERNIE pretraining"):
     train_g.add_arg("use_fp16", bool, False,
                     "Whether to use fp16 mixed precision training (GPU; ignored on CPU).")
     train_g.add_arg("use_bf16", bool, False, "(ours) bf16 mixed precision on CPUs that have it.")
+    train_g.add_arg("loss_scaling", float, None,
+                    "(v2.0 flag) Static fp16 loss scale: with --use_fp16 on a GPU the loss is "
+                    "multiplied by it and the gradients divided by it, with no dynamic "
+                    "scaling; elsewhere a notice says it has no effect.")
     train_g.add_arg("use_dynamic_loss_scaling", bool, True,
                     "Whether to use dynamic loss scaling (fp16).")
     train_g.add_arg("init_loss_scaling", float, 102400,

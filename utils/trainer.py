@@ -5,8 +5,10 @@ A task hands the loop three things: `loss_and_stats(batch) -> (loss tensor, {nam
 a function that formats the train log line, and an optional `validate(steps)` callback.
 """
 import contextlib
+import itertools
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -16,7 +18,9 @@ from paddle.static import InputSpec
 import utils
 
 from model.ernie import encoder_input_names
-from utils.checkpoint import latest_checkpoint, read_training_state, save_checkpoint
+from utils.checkpoint import (ADAM_SLOTS, LR_COUNTER, _name_list, counter_lead,
+                              latest_checkpoint, read_legacy_optimizer_state,
+                              read_training_state, save_checkpoint)
 from utils.errors import DataError, UsageError
 
 
@@ -38,6 +42,7 @@ class Runtime(object):
             paddle.distributed.init_parallel_env()
         self.is_main = self.trainer_id == 0
         self.scalars = None
+        self.train_log = []  # the means of every train log line, for --enable_ce
 
     def open_visualdl(self, logdir):
         """--use_visualdl true: loss and metrics also go to a VisualDL log (trainer 0 only)."""
@@ -154,16 +159,19 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
                 loss.backward()
                 optimizer.step()
         optimizer.clear_grad()
+        step_lr = optimizer.get_lr()  # the rate this step used, as 2019 fetched it
         if not isinstance(lr, float):
             lr.step()
         steps += 1
         window.add(dict(stats, loss=loss_value))
         if steps % args.skip_steps == 0:
             means, speed = window.flush()
+            means["learning_rate"] = step_lr
             if runtime.is_main:
                 if args.verbose:
-                    print("learning rate: %f" % optimizer.get_lr())
+                    print("learning rate: %f" % step_lr)
                 print(log_line(steps, means, speed), flush=True)
+                runtime.train_log.append(means)
             runtime.add_scalars("train", means, steps)
         if steps % args.save_steps == 0 and runtime.is_main:
             last_ckpt = save()
@@ -177,6 +185,24 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
     if runtime.is_main and steps > start_step and steps % args.save_steps:
         save()
     return steps
+
+
+def print_ce_kpis(runtime, train_seconds, dev_metrics=None):
+    """--enable_ce: the 2019 continuous-evaluation lines `kpis<TAB>NAME_card<N><TAB>VALUE`.
+    Train loss and accuracy come from the second-to-last log line (the last one may cover
+    a short window), as in 2019, which printed `ce info error` when there was none."""
+    card = runtime.num_trainers
+    print("kpis\ttrain_duration_card%d\t%f" % (card, train_seconds))
+    if len(runtime.train_log) < 2:
+        print("ce info error")
+    else:
+        means = runtime.train_log[-2]
+        for key in ("loss", "acc"):
+            if key in means:
+                print("kpis\ttrain_%s_card%d\t%f" % (key, card, means[key]))
+    for name, value in sorted((dev_metrics or {}).items()):
+        print("kpis\tdev_%s_card%d\t%f" % (name, card, value))
+    sys.stdout.flush()
 
 
 def check_positive(args, *names):
@@ -253,9 +279,8 @@ def prepare_training(args, runtime, reader, parameters):
     batch stream from where that run stopped. Returns (num_examples, optimizer, lr, batches,
     loop_kwargs), loop_kwargs being what train_loop needs to continue and to save resumably."""
     num_examples = reader.get_num_examples(args.train_set)
-    optimizer, lr = plan_training(args, runtime, num_examples,
-                                  reader.count_batches(args.train_set, args.batch_size),
-                                  parameters)
+    batches_per_epoch = reader.count_batches(args.train_set, args.batch_size)
+    optimizer, lr = plan_training(args, runtime, num_examples, batches_per_epoch, parameters)
     run_identity = {"train_set": os.path.abspath(args.train_set), "num_examples": num_examples,
                     "batch_size": args.batch_size, "num_trainers": runtime.num_trainers,
                     "epoch": args.epoch, "learning_rate": args.learning_rate,
@@ -267,8 +292,18 @@ def prepare_training(args, runtime, reader, parameters):
                                     trainer_id=runtime.trainer_id,
                                     num_trainers=runtime.num_trainers,
                                     start=resumed and resumed["data_position"])()
+    # a run continued from a 2019 checkpoint reads the data from its beginning but stops at
+    # plan_training's Max train steps, as the 2019 run would have; its checkpoints keep that
+    # stop so resuming them stops there too
+    stop_step = resumed.get("stop_step") if resumed else None
+    if resumed and resumed["data_position"] is None:
+        stop_step = args.epoch * (batches_per_epoch // runtime.num_trainers)
+    if stop_step is not None:
+        batches = itertools.islice(batches, max(0, stop_step - resumed["step"]))
+    keep = {"stop_step": stop_step} if stop_step is not None else {}
     loop_kwargs = dict(start_step=resumed["step"] if resumed else 0,
-                       train_state=lambda: dict(run_identity, data_position=reader.position))
+                       train_state=lambda: dict(run_identity, data_position=reader.position,
+                                                **keep))
     return num_examples, optimizer, lr, batches, loop_kwargs
 
 
@@ -323,11 +358,12 @@ def restore_training(path, optimizer, lr, run_identity):
     """After init_checkpoint(model, path): bring back the optimizer state (moments, LR
     schedule position) and Paddle's random state, and return the saved train state (step,
     data position) when `path` was written by a run over the same data (`run_identity`
-    equal); otherwise only the parameters are taken and None is returned. `lr` is this run's
-    schedule (or constant rate) from make_optimizer."""
+    equal); otherwise only the parameters are taken and None is returned. A 2019 `step_N`
+    (no manifest) brings its optimizer state through restore_2019_optimizer. `lr` is this
+    run's schedule (or constant rate) from make_optimizer."""
     state, optimizer_state, rng_state = read_training_state(path)
     if not state:
-        return None
+        return restore_2019_optimizer(path, optimizer, lr)
     saved = {k: state.get(k) for k in run_identity}
     if saved != run_identity:
         print("%s was written by another run (%s); starting a new run from its parameters"
@@ -344,3 +380,59 @@ def restore_training(path, optimizer, lr, run_identity):
     print("Resuming at step %d (epoch %d, batch %d of it)"
           % (state["step"], state["data_position"]["epoch"], state["data_position"]["batch"]))
     return state
+
+
+def restore_2019_optimizer(path, optimizer, lr):
+    """A 2019 checkpoint (fluid.io.save_persistables) holds the Adam moments and beta powers
+    of each parameter and @LR_DECAY_COUNTER@, and 2019's init_checkpoint loaded them all: put
+    them into `optimizer` and `lr`. The step count continues from the counter (so the run
+    stops at the same total steps), the data from its beginning (2019 saved no position).
+    Returns the train state {"step", "data_position": None}, or None if `path` holds no
+    optimizer state. Parameters without state start afresh; a wrong shape is an error."""
+    saved = read_legacy_optimizer_state(path)
+    counter = saved.get(LR_COUNTER)
+    state, found, missing, used = {}, 0, [], set()
+    for p in optimizer._parameter_list:
+        # every accumulator needs a value once any is given: fresh ones as Paddle makes them
+        fresh = [np.zeros(p.shape, "float32"), np.zeros(p.shape, "float32"),
+                 np.array([optimizer._beta1], "float32"), np.array([optimizer._beta2], "float32")]
+        keys = ["%s_%s_0" % (p.name, slot) for slot in ADAM_SLOTS]
+        complete = all(k in saved for k in keys)
+        for key, value in zip(keys, fresh):
+            if complete:
+                if saved[key].shape != value.shape:
+                    raise DataError("%s: %s has shape %s, expected %s" % (
+                        path, key, list(saved[key].shape), list(value.shape)))
+                value = saved[key].astype("float32")
+                used.add(key)
+            state[key] = value
+        found += complete
+        if not complete:
+            missing.append(p.name)
+    if not found and counter is None:
+        return None
+    line = "2019 optimizer state in %s: moments and beta powers of %d parameters" % (path, found)
+    steps = 0
+    if counter is not None:
+        value = int(counter.reshape(-1)[0]) if counter.size == 1 else -1
+        steps = value + counter_lead(lr)
+        if counter.size != 1 or steps < 0:
+            raise DataError("%s: %s holds %s, not a step count"
+                            % (path, LR_COUNTER, counter.tolist()))
+        line += ", learning-rate step %d" % value
+    if isinstance(lr, paddle.optimizer.lr.LRScheduler):
+        lr.step(steps)  # last_epoch = steps done: the next update uses the rate of the next step
+        state["LR_Scheduler"] = lr.state_dict()
+    optimizer.set_state_dict(state)
+    if missing:
+        line += "; none for %d parameters (they start afresh): %s" % (len(missing),
+                                                                      _name_list(missing))
+    if counter is None:
+        line += "; no %s: the learning rate and step count start from 0" % LR_COUNTER
+    unused = [k for k in saved if k not in used and k != LR_COUNTER]
+    if unused:
+        line += "; not used: %s" % _name_list(unused)
+    print(line + "; continuing after step %d with the data from its beginning (2019 saved no "
+          "data position)" % steps)
+    return {"step": steps, "data_position": None}
+

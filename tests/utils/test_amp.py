@@ -251,6 +251,21 @@ def test_flags_that_leave_fp32_and_bad_flags(cpu, capsys):
             make_scaler(flags(**bad))
 
 
+def test_loss_scaling_is_a_notice_on_cpu_and_a_static_scale_for_fp16(cpu, cpu_scaler, capsys):
+    """--loss_scaling (the v2.0 flag): on a CPU run a one-line notice; for the fp16 scaler a
+    static scale that replaces --init_loss_scaling and switches dynamic scaling off."""
+    assert amp_from_args(flags(loss_scaling=128.0)) is None
+    assert capsys.readouterr().out == ("--loss_scaling 128: a static loss scale applies to fp16 "
+                                       "training on a GPU (--use_fp16 true); no effect on this "
+                                       "run.\n")
+    with pytest.raises(UsageError, match="--loss_scaling must be positive"):
+        amp_from_args(flags(loss_scaling=-1.0))
+    scaler = cpu_scaler(loss_scaling=128.0)
+    assert scaler.loss_scaling() == 128.0 and not scaler.is_use_dynamic_loss_scaling()
+    scaler = cpu_scaler()
+    assert scaler.loss_scaling() == 102400.0 and scaler.is_use_dynamic_loss_scaling()
+
+
 # ------------------------------------------------------------------------------------------
 # fp16 loss scaling, on CPU
 
