@@ -18,7 +18,7 @@ from model.ernie import ErnieConfig, ErnieModel
 from reader.task_reader import ExtractEmbeddingReader
 from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_pretraining_params
-from utils.fileio import atomic_path
+from utils.fileio import atomic_path, check_output_dir
 from utils.inference import Predictor, export, run_in_length_order
 from utils.trainer import (check_against_config, check_files, check_positive,
                            encoder_input_spec)
@@ -53,6 +53,7 @@ def main(argv):
     check_files(args, "init_pretraining_params", "ernie_config_path", "vocab_path", "data_set",
                 "sentence_piece_model")
     check_positive(args, "batch_size", "max_seq_len", "cpu_threads")
+    check_output_dir("--output_dir", args.output_dir)  # before any work, creating nothing
     config = ErnieConfig(args.ernie_config_path)
     reader = ExtractEmbeddingReader(args.vocab_path, max_seq_len=args.max_seq_len,
                                     do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,

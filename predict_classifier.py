@@ -17,10 +17,10 @@ from utils.errors import DataError, UsageError, run_cli
 
 from finetune.classifier import ClassifierPredictor, ErnieClassifier
 from model.ernie import ErnieConfig
-from reader.task_reader import ClassifyReader
+from reader.task_reader import ClassifyReader, check_label_map_ids
 from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_checkpoint
-from utils.fileio import atomic_write_text
+from utils.fileio import atomic_write_text, check_output_dir, check_output_file
 from utils.inference import Predictor, export, run_in_length_order
 from utils.trainer import (check_against_config, check_files, check_positive,
                            encoder_input_spec)
@@ -63,7 +63,7 @@ def export_checkpoint(args, config):
     name = os.path.basename(os.path.normpath(args.init_checkpoint))
     out_dir = os.path.join(args.save_inference_model_path, name + "_inference_model")
     model = ErnieClassifier(config, args.num_labels, args.is_regression)
-    init_checkpoint(model, args.init_checkpoint)
+    init_checkpoint(model, args.init_checkpoint, training=False)  # the head too
     prefix = export(ClassifierPredictor(model), os.path.join(out_dir, "model"),
                     encoder_input_spec(config))
     if args.label_map_config:
@@ -83,6 +83,13 @@ def main(argv):
     check_positive(args, "batch_size", "max_seq_len", "num_labels", "cpu_threads")
     if not args.do_prediction:
         return 0
+    # where the run writes, before any work starts (creating nothing; a missing folder of
+    # --output_file is made when it is written, as --save_inference_model_path is)
+    check_output_dir("--save_inference_model_path", os.path.join(
+        args.save_inference_model_path,
+        os.path.basename(os.path.normpath(args.init_checkpoint)) + "_inference_model"))
+    if args.output_file:
+        check_output_file("--output_file", args.output_file)
     config = ErnieConfig(args.ernie_config_path)
     reader = ClassifyReader(
         args.vocab_path, label_map_config=args.label_map_config, max_seq_len=args.max_seq_len,
@@ -92,11 +99,8 @@ def main(argv):
         task_id=args.task_id if args.ernie_version == "2.0" else 0,
         sp_model=args.sentence_piece_model)
     check_against_config(args, config, reader.tokenizer.vocab)
-    if reader.label_map and not args.is_regression and \
-            max(reader.label_map.values()) >= args.num_labels:
-        raise UsageError("%s has label ids up to %d but --num_labels is %d"
-                         % (args.label_map_config, max(reader.label_map.values()),
-                            args.num_labels))
+    if reader.label_map is not None and not args.is_regression:
+        check_label_map_ids(reader.label_map, args.label_map_config, args.num_labels)
     records = reader.records(args.predict_set)
     if not records:
         raise DataError("%s: no examples after the header line (--predict_set)"

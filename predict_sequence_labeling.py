@@ -26,6 +26,7 @@ from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader
 from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_checkpoint
+from utils.fileio import check_output_dir, check_output_file
 from utils.inference import Predictor, export
 from utils.trainer import (check_against_config, check_files, check_positive,
                            encoder_input_spec)
@@ -68,7 +69,7 @@ def export_checkpoint(args, config, num_labels):
     name = os.path.basename(os.path.normpath(args.init_checkpoint))
     out_dir = os.path.join(args.save_inference_model_path, name + "_inference_model")
     model = ErnieSequenceLabeler(config, num_labels)
-    init_checkpoint(model, args.init_checkpoint)
+    init_checkpoint(model, args.init_checkpoint, training=False)  # the head too
     prefix = export(SequenceLabelPredictor(model), os.path.join(out_dir, "model"),
                     encoder_input_spec(config))
     shutil.copyfile(args.label_map_config, os.path.join(out_dir, "label_map.json"))
@@ -88,6 +89,13 @@ def main(argv):
     check_positive(args, "batch_size", "max_seq_len", "num_labels", "cpu_threads")
     if not args.do_prediction:
         return 0
+    # where the run writes, before any work starts (creating nothing; a missing folder of
+    # --output_file is made when it is written, as --save_inference_model_path is)
+    check_output_dir("--save_inference_model_path", os.path.join(
+        args.save_inference_model_path,
+        os.path.basename(os.path.normpath(args.init_checkpoint)) + "_inference_model"))
+    if args.output_file:
+        check_output_file("--output_file", args.output_file)
     config = ErnieConfig(args.ernie_config_path)
     if args.max_seq_len > config["max_position_embeddings"]:
         raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"

@@ -12,12 +12,14 @@ from utils.errors import DataError, UsageError, run_cli
 from finetune import classifier
 from finetune.metrics import METRIC_CHOICES
 from model.ernie import ErnieConfig
-from reader.task_reader import ClassifyReader
+from reader.task_reader import ClassifyReader, check_label_map_ids
 from utils.amp import amp_from_args
 from utils.args import print_arguments
+from utils.fileio import check_output_file
 from utils.finetune_args import build_parser
 from utils.progress import progress
-from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
+from utils.trainer import (Runtime, check_against_config, check_finetune_args,
+                           check_finetune_outputs, compile_model,
                            init_model_params, prepare_training, print_ce_kpis, resolve_resume,
                            set_seed, test_outputs, train_loop)
 
@@ -30,6 +32,15 @@ def check_args(args):
     if args.metric not in METRIC_CHOICES:
         raise UsageError("--metric %r is not one of: %s"
                          % (args.metric, ", ".join(METRIC_CHOICES)))
+    check_outputs(args)
+
+
+def check_outputs(args):
+    """Every location the run will write is checked before any work starts (creating
+    nothing): --checkpoints, the --test_save prefixes, the diagnostic predictions."""
+    check_finetune_outputs(args)
+    if args.diagnostic:
+        check_output_file("--diagnostic_save", args.diagnostic_save or args.diagnostic + ".pred")
 
 
 def check_label_ids(records, path, num_labels):
@@ -61,11 +72,8 @@ def main(argv):
         is_classify=args.is_classify, is_regression=args.is_regression, for_cn=args.for_cn,
         task_id=args.task_id, sp_model=args.sentence_piece_model)
     check_against_config(args, config, reader.tokenizer.vocab)
-    if reader.label_map is not None and not args.is_regression and \
-            max(reader.label_map.values()) >= args.num_labels:
-        raise UsageError("%s has label ids up to %d but --num_labels is %d"
-                         % (args.label_map_config, max(reader.label_map.values()),
-                            args.num_labels))
+    if reader.label_map is not None and not args.is_regression:
+        check_label_map_ids(reader.label_map, args.label_map_config, args.num_labels)
 
     # read (and check) every input file before any work starts; records are cached
     for flag, paths in (("train_set", args.train_set if args.do_train else None),

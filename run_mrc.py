@@ -25,6 +25,7 @@ from model.ernie import ErnieConfig
 from reader.mrc import MRCReader
 from utils.amp import amp_from_args
 from utils.args import print_arguments
+from utils.fileio import check_output_dir
 from utils.finetune_args import build_parser
 from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
                            init_model_params, prepare_training, print_ce_kpis, resolve_resume,
@@ -37,6 +38,8 @@ def check_args(args):
             raise UsageError("--%s takes one file for reading comprehension" % name)
     check_finetune_args(args, positive=("doc_stride", "max_query_length",
                                         "max_answer_length", "n_best_size"))
+    # checkpoints and the prediction files go there: checked before any work, creating nothing
+    check_output_dir("--checkpoints", args.checkpoints)
 
 
 def main(argv):

@@ -23,7 +23,8 @@ from reader.task_reader import SequenceLabelReader
 from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.finetune_args import build_parser
-from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
+from utils.trainer import (Runtime, check_against_config, check_finetune_args,
+                           check_finetune_outputs, compile_model,
                            init_model_params, prepare_training, print_ce_kpis, resolve_resume,
                            set_seed, test_outputs, train_loop)
 
@@ -31,6 +32,7 @@ from utils.trainer import (Runtime, check_against_config, check_finetune_args, c
 def check_args(args):
     check_finetune_args(args, required=("label_map_config",), positive=("num_labels",),
                         files=("label_map_config",))
+    check_finetune_outputs(args)
 
 
 def check_label_map(reader, args):

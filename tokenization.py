@@ -63,7 +63,8 @@ def load_vocab(path):
 
     Raises DataError naming the file (and line) if the file is missing or unreadable, a
     line is not UTF-8, an id is not an integer, a token appears twice (2019 silently let
-    the later line win, shifting ids), or no token was read at all.
+    the later line win, shifting ids), an id is negative or given to two tokens (they
+    would index no row, or share one), or no token was read at all.
     """
     path = str(path)
     try:
@@ -79,6 +80,7 @@ def load_vocab(path):
 
     vocab = collections.OrderedDict()
     first_seen = {}
+    id_seen = {}    # id -> (token, line): two tokens with one id would share an embedding
     # bytes.splitlines breaks on \n, \r\n and \r only: the same lines text-mode reading gives.
     for number, raw_line in enumerate(raw.splitlines()):
         line_no = number + 1
@@ -104,8 +106,16 @@ def load_vocab(path):
         if token in vocab:
             raise DataError("%s: token %r appears again (first at line %d)"
                             % (where(path, line_no), token, first_seen[token]))
+        if index < 0:
+            raise DataError("%s: id %d of token %r is negative (ids index the embedding "
+                            "rows, from 0)" % (where(path, line_no), index, token))
+        if index in id_seen:
+            other, other_line = id_seen[index]
+            raise DataError("%s: id %d of token %r is already the id of %r (line %d)"
+                            % (where(path, line_no), index, token, other, other_line))
         vocab[token] = index
         first_seen[token] = line_no
+        id_seen[index] = (token, line_no)
 
     if not vocab:
         raise DataError("%s: vocabulary file is empty" % where(path))

@@ -33,11 +33,13 @@ from reader.pretraining import ErnieDataReader
 from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.checkpoint import init_checkpoint
+from utils.fileio import check_output_dir
 from utils.optimization import make_optimizer
 from utils.pretrain_args import build_parser
-from utils.trainer import (Runtime, check_files, check_positive, compile_model,
-                           encoder_input_spec, resolve_resume, restore_training, set_seed,
-                           train_loop)
+from utils.trainer import (Runtime, check_files, check_learning_rate, check_positive,
+                           check_checkpoint_folder, check_resumed_run, check_seed,
+                           compile_model, encoder_input_spec, resolve_resume,
+                           restore_training, set_seed, train_loop)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -48,6 +50,8 @@ def check_args(args, config=None):
                    "validation_steps", "num_train_steps")
     if args.warmup_steps < 0:
         raise UsageError("--warmup_steps must not be negative, got %d" % args.warmup_steps)
+    check_learning_rate(args)
+    check_seed(args)
     if args.do_test:
         if not args.init_checkpoint:
             raise UsageError("[FATAL] Please use --init_checkpoint '/path/to/checkpoints' to "
@@ -58,6 +62,15 @@ def check_args(args, config=None):
         raise UsageError("--train_filelist is required (or --multitask_config for ERNIE 2.0)")
     check_files(args, "ernie_config_path", "vocab_path", "train_filelist", "valid_filelist",
                 "test_filelist", "init_checkpoint", "multitask_config")
+    # where training writes, checked before any work starts (creating nothing); the model
+    # folder replaces --export_model_dir through a sibling, so its parent is written too
+    if not args.do_test:
+        check_output_dir("--checkpoints", args.checkpoints)
+        if args.export_model_dir:
+            check_output_dir("--export_model_dir", args.export_model_dir)
+            check_output_dir("--export_model_dir",
+                             os.path.dirname(os.path.normpath(args.export_model_dir))
+                             or os.curdir)
 
 
 def check_config(args, config, vocab_size):
@@ -220,6 +233,12 @@ def train(args, config, runtime):
     config.print_config()
     reader = make_reader(args, config, args.train_filelist, False, runtime)
     check_config(args, config, reader.vocab_size)
+    # both file lists must hold a usable line before anything is built or written
+    reader.check_usable("--train_filelist")
+    valid_reader = None
+    if args.valid_filelist:
+        valid_reader = make_reader(args, config, args.valid_filelist, True)
+        valid_reader.check_usable("--valid_filelist")
     model = build_model(args, config)
     forward = compile_model(model, config, args.to_static, pretraining_input_spec(config))
     train_forward = runtime.wrap(forward)
@@ -231,9 +250,17 @@ def train(args, config, runtime):
                     "max_seq_len": args.max_seq_len, "random_seed": args.random_seed,
                     "generate_neg_sample": args.generate_neg_sample,
                     "num_trainers": runtime.num_trainers}
+    # and the learning-rate plan: with it, the identity --resume auto and the --checkpoints
+    # folder require (an explicit --init_checkpoint over the same data may change the plan;
+    # --epoch only bounds the stream, whose batches do not depend on it)
+    identity = dict(run_identity, num_train_steps=args.num_train_steps,
+                    warmup_steps=args.warmup_steps, learning_rate=args.learning_rate,
+                    lr_scheduler=args.lr_scheduler, weight_decay=args.weight_decay)
+    check_resumed_run(args, identity)
     resumed = (restore_training(args.init_checkpoint, optimizer, lr, run_identity)
                if args.init_checkpoint else None)
     start_step = resumed["step"] if resumed else 0
+    check_checkpoint_folder(args, identity, start_step)
     print("Device count: %d" % runtime.num_trainers)
     print("args.is_distributed: %s" % (runtime.num_trainers > 1))
     print("Num train steps: %d, warmup steps: %d" % (args.num_train_steps, args.warmup_steps))
@@ -251,8 +278,7 @@ def train(args, config, runtime):
                    reader.current_file, reader.mask_type))
 
     validate = None
-    if args.valid_filelist:
-        valid_reader = make_reader(args, config, args.valid_filelist, True)
+    if valid_reader is not None:
 
         def validate(steps):
             if not runtime.is_main:
@@ -277,15 +303,25 @@ def train(args, config, runtime):
                                max(0, args.num_train_steps - start_step))
     steps = train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log_line,
                        validate, start_step=start_step,
-                       train_state=lambda: dict(run_identity,
+                       train_state=lambda: dict(identity,
                                                 data_position=positions.position),
                        amp=amp_from_args(args, runtime))
+    if steps == 0:
+        # usable lines, but every batch was dropped: nothing was selected for prediction
+        raise DataError("%s: no training batch: no token of the usable lines of --train_filelist "
+                        "was selected for masking (%d batches without a masked token); are "
+                        "the samples only [CLS]/[SEP]?"
+                        % (args.train_filelist, reader.stats.get("batches_without_mask", 0)))
     if args.export_model_dir and runtime.is_main:
         export_model_dir(model, args, config)
     if reader.stats.get("malformed"):
         print("WARNING: %d malformed lines were skipped" % reader.stats["malformed"])
-    print("pretraining finished after %d steps; checkpoint %s/step_%d"
-          % (steps, args.checkpoints, steps))
+    if steps > start_step:
+        print("pretraining finished after %d steps; checkpoint %s/step_%d"
+              % (steps, args.checkpoints, steps))
+    else:   # resumed at --num_train_steps already: no step taken, nothing saved
+        print("pretraining finished after %d steps (none taken: --num_train_steps %d reached); "
+              "checkpoint %s" % (steps, args.num_train_steps, args.init_checkpoint))
     return steps
 
 
@@ -293,6 +329,7 @@ def test(args, config, runtime):
     print("test begin")
     reader = make_reader(args, config, args.test_filelist, True)
     check_config(args, config, reader.vocab_size)
+    reader.check_usable("--test_filelist")
     model = build_model(args, config)
     forward = compile_model(model, config, args.to_static, pretraining_input_spec(config))
     loss, gppl, _, acc, n, secs = evaluate(model, forward, reader.data_generator()(), config,

@@ -21,10 +21,21 @@ REQUIRED_KEYS = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_p
                  "hidden_size", "initializer_range", "max_position_embeddings",
                  "num_attention_heads", "num_hidden_layers", "vocab_size")
 
+# the largest value each size may take (generous: ERNIE Large is hidden 1024, 24 layers,
+# FFN 4096, vocab 18k-50k, 512 positions), and the largest model built, in parameters
+SIZE_LIMITS = {"hidden_size": 2 ** 16, "intermediate_size": 2 ** 20,
+               "num_hidden_layers": 2 ** 10, "num_attention_heads": 2 ** 16,
+               "vocab_size": 2 ** 24, "max_position_embeddings": 2 ** 20,
+               "type_vocab_size": 2 ** 20, "sent_type_vocab_size": 2 ** 20,
+               "task_type_vocab_size": 2 ** 20}
+MAX_PARAMETERS = 10 ** 11
+
 
 class ErnieConfig(dict):
     """The `ernie_config.json` of ERNIE 1.0 (`type_vocab_size`) or 2.0 (`sent_type_vocab_size`,
-    `task_type_vocab_size`, `use_task_id`). Missing optional keys read as None."""
+    `task_type_vocab_size`, `use_task_id`). Missing optional keys read as None.
+    `intermediate_size` (ours, optional) is the FFN width, 4*hidden_size when absent as in
+    2019; converted transformers models with another width carry it."""
 
     def __init__(self, path_or_dict, source=None):
         if isinstance(path_or_dict, dict):
@@ -60,7 +71,8 @@ class ErnieConfig(dict):
                             % self.source)
         ints = ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
                 "max_position_embeddings"] + [
-            key for key in ("type_vocab_size", "sent_type_vocab_size", "task_type_vocab_size")
+            key for key in ("type_vocab_size", "sent_type_vocab_size", "task_type_vocab_size",
+                            "intermediate_size")
             if self.get(key) is not None]
         for key in ints:
             if not isinstance(self[key], int) or isinstance(self[key], bool) or self[key] <= 0:
@@ -82,6 +94,35 @@ class ErnieConfig(dict):
         if self["hidden_act"] not in ("relu", "gelu"):
             raise DataError("%s: hidden_act must be 'relu' or 'gelu', got %r"
                             % (self.source, self["hidden_act"]))
+        self._check_sizes()
+
+    def _check_sizes(self):
+        """Sizes a model can be built with: each key below its limit, and the parameter count
+        of the whole encoder below MAX_PARAMETERS (ERNIE Large is 3.4e8), so that a typo
+        (hidden_size 2**40) is an error naming the key, not an allocation failure."""
+        for key, limit in SIZE_LIMITS.items():
+            value = self.get(key)
+            if value is not None and value > limit:
+                raise DataError("%s: '%s' is %d, more than %d: not the size of a model this "
+                                "toolkit can build (ERNIE Large: hidden_size 1024, "
+                                "num_hidden_layers 24)" % (self.source, key, value, limit))
+        count = self.num_parameters()
+        if count > MAX_PARAMETERS:
+            sizes = ", ".join("%s %d" % (key, self.get(key)) for key in (
+                "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size",
+                "max_position_embeddings") if self.get(key) is not None)
+            raise DataError("%s: %s make a model of %.3g parameters (%.0f GB in float32); "
+                            "this toolkit builds up to %.0e: check these keys"
+                            % (self.source, sizes, count, count * 4 / 1e9, MAX_PARAMETERS))
+
+    def num_parameters(self):
+        """Parameters of the encoder this config builds (embeddings, layers, pooler)."""
+        hidden, layers = self["hidden_size"], self["num_hidden_layers"]
+        inner = self.get("intermediate_size") or 4 * hidden
+        rows = self["vocab_size"] + self["max_position_embeddings"] + self.sent_types + (
+            self.get("task_type_vocab_size") or 0 if self.use_task_id else 0)
+        per_layer = 4 * (hidden * hidden + hidden) + 2 * hidden * inner + inner + 5 * hidden
+        return rows * hidden + 2 * hidden + layers * per_layer + hidden * hidden + hidden
 
     @property
     def sent_types(self):

@@ -2,13 +2,19 @@
 
 Shapes: B = batch, L = padded sequence length, H = hidden size, N = heads, D = H / N.
 Every layer is `LN(x + Dropout(Sublayer(x)))` (the 2019 "dan" post-process), the FFN is
-4H wide with no dropout inside it, and layer norms use epsilon 1e-5 as Fluid did.
+`intermediate_size` wide (4H when the config does not say, the only width of 2019) with no
+dropout inside it, and layer norms use epsilon 1e-5 as Fluid did.
 """
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 LAYER_NORM_EPS = 1e-5
+
+
+def ffn_size(cfg):
+    """Width of the FFN: the config's `intermediate_size` (converted models), else 4H."""
+    return cfg.get("intermediate_size") or 4 * cfg["hidden_size"]
 
 
 def dropout(x, p, training):
@@ -116,8 +122,9 @@ class EncoderLayer(nn.Layer):
                                             cfg["attention_probs_dropout_prob"],
                                             name + "_multi_head_att", init)
         self.post_att_norm = named_layer_norm(hidden, name + "_post_att")
-        self.ffn_fc_0 = named_linear(hidden, 4 * hidden, name + "_ffn_fc_0", init)
-        self.ffn_fc_1 = named_linear(4 * hidden, hidden, name + "_ffn_fc_1", init)
+        inner = ffn_size(cfg)
+        self.ffn_fc_0 = named_linear(hidden, inner, name + "_ffn_fc_0", init)
+        self.ffn_fc_1 = named_linear(inner, hidden, name + "_ffn_fc_1", init)
         self.post_ffn_norm = named_layer_norm(hidden, name + "_post_ffn")
         self.act = activation(cfg["hidden_act"])
         self.dropout = cfg["hidden_dropout_prob"]

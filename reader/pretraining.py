@@ -78,6 +78,14 @@ def real_vocab_size(vocab):
 # ----------------------------------------------------------------------------------------------
 # file lists and sample lines
 
+def valid_mask_word_prob(prob):
+    """A file list's second column is compared with a uniform draw in [0, 1) once per epoch
+    (`random() < mask_word_prob` -> word masking): a probability in [0, 1]. The 2019 demo
+    lists write 1.1 (always word masking), which stays valid; NaN, negative numbers and
+    other values above 1 are mistakes (a weight, a percentage, ...)."""
+    return prob == 1.1 or 0.0 <= prob <= 1.0
+
+
 def read_filelist(path):
     """[(data file path, mask_word_prob)] of a file list; errors name the list's line."""
     try:
@@ -101,6 +109,11 @@ def read_filelist(path):
             prob = float(prob)
         except ValueError:
             raise DataError("%s: mask_word_prob %r is not a number" % (where(path, number), prob))
+        if not valid_mask_word_prob(prob):
+            raise DataError("%s: mask_word_prob %s is not a probability: it must be a number in "
+                            "[0, 1] (the chance that an epoch masks %s by words; 1.1, the "
+                            "2019 demo lists' 'always', is also accepted)"
+                            % (where(path, number), fields[1].strip(), name))
         if not name.endswith(".gz"):
             raise DataError("%s: %s is not a gzip file (the name must end in .gz)"
                             % (where(path, number), name))
@@ -358,10 +371,69 @@ class ErnieDataReader(object):
     def _bad_line(self, path, number, message, reported):
         if self.strict_data:
             raise DataError("%s: %s" % (where(path, number), message))
-        self.stats["malformed"] += 1
         reported[0] += 1
-        if self.verbose and reported[0] <= MAX_REPORTED and path not in self._reported_files:
+        if path in self._reported_files:
+            return                  # seen in an earlier epoch: reported and counted then
+        self.stats["malformed"] += 1
+        if self.verbose and reported[0] <= MAX_REPORTED:
             print("WARNING: %s: %s; line skipped" % (where(path, number), message), flush=True)
+
+    def _neg_sample_problem(self, sample):
+        """Why --generate_neg_sample cannot use `sample` (None when it can)."""
+        if not self.generate_neg_sample:
+            return None
+        if sample.label != 1:
+            return ("next_sentence_label is 0, but --generate_neg_sample true expects "
+                    "positive pairs only")
+        if self.sep_id not in sample.token_ids:
+            return "no [SEP] token: cannot split the pair for negative sampling"
+        return None
+
+    def check_usable(self, flag="--train_filelist"):
+        """Before any training: DataError naming the file list (`flag`) and its files unless
+        at least one line of them is a sample this reader can use. Reads until the first
+        usable line (usually the first line), quietly; nothing is counted or printed."""
+        counts, first_error = [], None
+        for path, _ in self.files:
+            bad = long_ = 0
+            number = 0
+            try:
+                with gzip.open(path, "rb") as f:
+                    for number, raw in enumerate(f, 1):
+                        try:
+                            sample = parse_sample(raw.decode("utf-8"), self.vocab_size,
+                                                  self.max_seq_len, self.sent_types,
+                                                  self.max_position)
+                            problem = None if sample is None else \
+                                self._neg_sample_problem(sample)
+                        except UnicodeDecodeError:
+                            problem = "not UTF-8 text"
+                        except MalformedLine as e:
+                            problem = str(e)
+                        if problem is not None:
+                            if self.strict_data:
+                                raise DataError("%s: %s" % (where(path, number), problem))
+                            bad += 1
+                            first_error = first_error or "%s: %s" % (where(path, number),
+                                                                      problem)
+                        elif sample is None:
+                            long_ += 1
+                        else:
+                            return
+            except (OSError, EOFError, zlib.error) as e:
+                raise DataError("%s: cannot read as gzip after line %d (%s)"
+                                % (path, number, str(e) or type(e).__name__))
+            why = []
+            if bad:
+                why.append("%d malformed" % bad)
+            if long_:
+                why.append("%d longer than --max_seq_len %d" % (long_, self.max_seq_len))
+            counts.append("%s (%s)" % (path, ", ".join(why) or "empty"))
+        shown = counts[:3] + (["and %d more files" % (len(counts) - 3)]
+                              if len(counts) > 3 else [])
+        raise DataError("%s: no usable line in the data files of %s: %s%s"
+                        % (self.filelist, flag, "; ".join(shown),
+                           "; first malformed line: %s" % first_error if first_error else ""))
 
     def read_file(self, path):
         """Yield the Samples of one gz file; long lines skipped, malformed ones reported (the
@@ -384,16 +456,10 @@ class ErnieDataReader(object):
                     if sample is None:
                         self.stats["too_long"] += 1
                         continue
-                    if self.generate_neg_sample:
-                        if sample.label != 1:
-                            self._bad_line(path, number, "next_sentence_label is 0, but "
-                                           "--generate_neg_sample true expects positive pairs "
-                                           "only", reported)
-                            continue
-                        if self.sep_id not in sample.token_ids:
-                            self._bad_line(path, number, "no [SEP] token: cannot split the "
-                                           "pair for negative sampling", reported)
-                            continue
+                    problem = self._neg_sample_problem(sample)
+                    if problem is not None:
+                        self._bad_line(path, number, problem, reported)
+                        continue
                     self.stats["samples"] += 1
                     yield sample
         except (OSError, EOFError, zlib.error) as e:

@@ -31,6 +31,8 @@ def read_tsv(path, required=("text_a",), reject_empty=False):
         raise DataError("%s: file not found" % path)
     except IsADirectoryError:
         raise DataError("%s: is a directory, expected a TSV file" % path)
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not part of the header
+        raw = raw[3:]
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -62,22 +64,76 @@ def read_tsv(path, required=("text_a",), reject_empty=False):
     return rows
 
 
+def _and(words):
+    """'a' / 'a and b' / 'a, b and c'"""
+    words = [str(w) for w in words]
+    return words[0] if len(words) == 1 else "%s and %s" % (", ".join(words[:-1]), words[-1])
+
+
+def labels_by_id(label_map):
+    """{id: [labels with that id, in file order]}"""
+    by_id = {}
+    for label, index in label_map.items():
+        by_id.setdefault(index, []).append(label)
+    return by_id
+
+
 def load_label_map(path):
+    """A `--label_map_config` file: a json object of label -> integer id (0 or more), each
+    label once (a repeated key is an error, not "the last one wins"). What the ids must be
+    depends on the task: check_label_map_ids (classification), SequenceLabelReader."""
     if path is None:
         return None
+
+    def unique_keys(pairs):
+        seen = {}
+        for key, value in pairs:
+            if key in seen:
+                raise DataError("%s: label %r appears twice in the label map (ids %s and %s); "
+                                "each label has one id" % (path, key, json.dumps(seen[key]),
+                                                           json.dumps(value)))
+            seen[key] = value
+        return seen
+
     try:
-        with open(path, encoding="utf-8") as f:
-            label_map = json.load(f)
+        with open(path, encoding="utf-8-sig") as f:
+            label_map = json.load(f, object_pairs_hook=unique_keys)
     except FileNotFoundError:
         raise DataError("%s: label map file not found" % path)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise DataError("%s: not a json label map (%s)" % (path, str(e).splitlines()[0]))
-    if not isinstance(label_map, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 63
-            for v in label_map.values()):
+    if not isinstance(label_map, dict):
         raise DataError("%s: a label map is a json object of label -> integer id (0 or more)"
                         % path)
+    for label, index in label_map.items():
+        if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 2 ** 63):
+            raise DataError("%s: label %r has id %s; a label map is a json object of label -> "
+                            "integer id (0 or more)" % (path, label, json.dumps(index)[:40]))
+    if not label_map:
+        raise DataError("%s: the label map has no labels" % path)
     return label_map
+
+
+def check_label_map_ids(label_map, path, num_labels):
+    """The ids of a classification label map against --num_labels: each is one of the model's
+    outputs (below --num_labels), and labels share an id only as aliases of one class while
+    every output keeps a label (2019's XNLI map names id 0 "contradictory", as its training
+    data says, and "contradiction", as its dev and test data say). Labels on one id while an
+    output has none would merge two classes: the model could never predict the other one."""
+    over = [(label, index) for label, index in label_map.items() if index >= num_labels]
+    if over:
+        raise UsageError("%s: %s, but --num_labels %d makes the ids 0..%d"
+                         % (path, _and("label %r has id %d" % pair for pair in over),
+                            num_labels, num_labels - 1))
+    by_id = labels_by_id(label_map)
+    unnamed = [index for index in range(num_labels) if index not in by_id]
+    shared = sorted((index, labels) for index, labels in by_id.items() if len(labels) > 1)
+    if shared and unnamed:
+        index, labels = shared[0]
+        raise DataError("%s: labels %s share id %d while no label has id %s: that merges "
+                        "classes; give each class an id of its own (labels share an id only "
+                        "as names of one class)" % (path, _and(repr(l) for l in labels), index,
+                                                    _and(unnamed)))
 
 
 def _record_len(record):
@@ -361,6 +417,12 @@ class SequenceLabelReader(BaseReader):
                             "one for [CLS], [SEP], padding and tokens outside any chunk "
                             "(2019 assumed it is the last id, %d)"
                             % (label_map_config, len(label_map) - 1))
+        for index, labels in sorted(labels_by_id(label_map).items()):
+            if len(labels) > 1:
+                raise DataError("%s: labels %s share id %d; sequence labelling needs an id "
+                                "of its own for each label" % (label_map_config,
+                                                               _and(repr(l) for l in labels),
+                                                               index))
         if sorted(label_map.values()) != list(range(len(label_map))):
             raise DataError("%s: label ids must be 0..%d, each used once; got %s"
                             % (label_map_config, len(label_map) - 1,

@@ -152,13 +152,17 @@ def run_mrc_argv(e, **changes):
 
 
 def predict_classifier_argv(e, **changes):
-    return flags(model_flags(e) + ["--init_checkpoint", e.params,
+    # a fine-tuned checkpoint: prediction takes the task head from it too
+    return flags(model_flags(e) + ["--init_checkpoint",
+                                   e.params_copy("params_cls2", add_classifier_head(2)),
                                    "--predict_set", e.cls_predict], **changes)
 
 
 def predict_ner_argv(e, **changes):
-    return flags(model_flags(e) + ["--init_checkpoint", e.params, "--label_map_config",
-                                   e.ner_map, "--predict_set", e.ner_predict], **changes)
+    return flags(model_flags(e) + ["--init_checkpoint",
+                                   e.params_copy("params_ner3", add_sequence_label_head(3)),
+                                   "--label_map_config", e.ner_map,
+                                   "--predict_set", e.ner_predict], **changes)
 
 
 def encoder_argv(e, **changes):
@@ -192,6 +196,19 @@ def add_classifier_head(num_labels, hidden=16):
         write_legacy_tensor(str(directory / "_cls_out_w"),
                             np.zeros((hidden, num_labels), "float32"))
         write_legacy_tensor(str(directory / "_cls_out_b"), np.zeros((num_labels,), "float32"))
+    return damage
+
+
+def add_sequence_label_head(num_labels, hidden=16):
+    """Damage for `params_copy`: a sequence labelling head (cls_seq_label_out_w/_b) with
+    `num_labels` outputs, as a fine-tuned NER checkpoint holds it."""
+    def damage(directory):
+        import numpy as np
+        from utils.checkpoint import write_legacy_tensor
+        write_legacy_tensor(str(directory / "cls_seq_label_out_w"),
+                            np.zeros((hidden, num_labels), "float32"))
+        write_legacy_tensor(str(directory / "cls_seq_label_out_b"),
+                            np.zeros((num_labels,), "float32"))
     return damage
 
 
@@ -486,6 +503,200 @@ CASES = {
     "prepare_no_output_dir": ("prepare_data", lambda e: ["ner"], 2, ["--output_dir"]),
     "prepare_bad_seed": ("prepare_data", lambda e: ["ner", "--output_dir", "data",
                                                    "--seed", "-1"], 2, ["--seed"]),
+
+    # --- output locations that cannot be written ---
+    # (checked before any work; a path under a regular file stands for a read-only place,
+    # since the tests run as root; tests/test_output_locations.py has the permission cases)
+    "checkpoints_is_a_file": ("run_classifier", lambda e: run_classifier_argv(
+        e, checkpoints=e.write("not_a_dir.txt", "x\n")), 2, ["--checkpoints", "not_a_dir.txt"]),
+    "checkpoints_under_a_file_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, checkpoints=e.write("not_a_dir.txt", "x\n") / "ckpt"), 2,
+        ["--checkpoints", "not_a_dir.txt/ckpt"]),
+    "checkpoints_under_a_file_mrc": ("run_mrc", lambda e: run_mrc_argv(
+        e, checkpoints=e.write("not_a_dir.txt", "x\n") / "ckpt"), 2,
+        ["--checkpoints", "not_a_dir.txt/ckpt"]),
+    "checkpoints_is_a_file_train": ("train", lambda e: train_argv(
+        e, checkpoints=e.write("not_a_dir.txt", "x\n")), 2, ["--checkpoints", "not_a_dir.txt"]),
+    "export_model_dir_under_a_file": ("train", lambda e: train_argv(
+        e, export_model_dir=e.write("not_a_dir.txt", "x\n") / "model"), 2,
+        ["--export_model_dir", "not_a_dir.txt/model"]),
+    "test_save_under_a_file": ("run_classifier", lambda e: run_classifier_argv(
+        e, do_test="true", test_set=e.cls_train,
+        test_save=e.write("not_a_dir.txt", "x\n") / "test_result"), 2,
+        ["--test_save", "not_a_dir.txt/test_result"]),
+    "test_save_under_a_file_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, do_test="true", test_set=e.ner_train,
+        test_save=e.write("not_a_dir.txt", "x\n") / "sub" / "test_result"), 2,
+        ["--test_save", "not_a_dir.txt/sub/test_result"]),
+    "test_save_count_mismatch": ("run_classifier", lambda e: run_classifier_argv(
+        e, do_test="true", test_set="%s,%s" % (e.cls_train, e.cls_train),
+        test_save=e.root / "one_prefix"), 2, ["--test_set", "--test_save"]),
+    "diagnostic_save_is_a_directory": ("run_classifier", lambda e: run_classifier_argv(
+        e, diagnostic=e.cls_train, diagnostic_save=e.empty_dir("diag_dir")), 2,
+        ["--diagnostic_save", "diag_dir"]),
+    "output_file_is_a_directory": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, output_file=e.empty_dir("out_dir")), 2, ["--output_file", "out_dir"]),
+    "output_file_under_a_file_ner": ("predict_sequence_labeling", lambda e: predict_ner_argv(
+        e, output_file=e.write("not_a_dir.txt", "x\n") / "tags.tsv"), 2,
+        ["--output_file", "not_a_dir.txt/tags.tsv"]),
+    "save_inference_model_path_is_a_file": ("predict_classifier",
+                                            lambda e: predict_classifier_argv(
+        e, save_inference_model_path=e.write("not_a_dir.txt", "x\n")), 2,
+        ["--save_inference_model_path", "not_a_dir.txt"]),
+    "encoder_output_dir_is_a_file": ("ernie_encoder", lambda e: encoder_argv(
+        e, output_dir=e.write("not_a_dir.txt", "x\n")), 2, ["--output_dir", "not_a_dir.txt"]),
+    "convert_dst_under_a_file": ("convert_params", lambda e: convert_argv(
+        e, str(e.params), dst=str(e.write("not_a_dir.txt", "x\n") / "out.pdparams")), 2,
+        ["DST", "not_a_dir.txt/out.pdparams"]),
+    "convert_dst_dir_is_a_file": ("convert_params", lambda e: convert_argv(
+        e, str(e.params), to="paddle2019", dst=str(e.write("not_a_dir.txt", "x\n"))), 2,
+        ["DST", "not_a_dir.txt"]),
+    "prepare_output_dir_is_a_file": ("prepare_data", lambda e: [
+        "ner", "--output_dir", e.write("not_a_dir.txt", "x\n")], 2,
+        ["--output_dir", "not_a_dir.txt"]),
+
+    # --- task heads and label maps (no silent wrong answers) ---
+    # evaluating or predicting without training takes every parameter from the checkpoint
+    "head_missing_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, init_checkpoint=e.params_copy("params_nohead")), 1,
+        ["params_nohead", "_cls_out_b", "_cls_out_w"]),
+    "head_missing_eval_classifier": ("run_classifier", lambda e: run_classifier_argv(
+        e, do_train="false", do_val="true", dev_set=e.cls_train, init_pretraining_params=None,
+        init_checkpoint=e.params_copy("params_nohead")), 1,
+        ["params_nohead", "_cls_out_b", "_cls_out_w"]),
+    "head_of_another_task_predict_ner": ("predict_sequence_labeling", lambda e: predict_ner_argv(
+        e, init_checkpoint=e.params_copy("params_cls2", add_classifier_head(2))), 1,
+        ["params_cls2", "cls_seq_label_out_b", "cls_seq_label_out_w"]),
+    "head_of_another_task_eval_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, do_train="false", do_val="true", dev_set=e.ner_train, init_pretraining_params=None,
+        init_checkpoint=e.params_copy("params_cls2", add_classifier_head(2))), 1,
+        ["params_cls2", "cls_seq_label_out_b", "cls_seq_label_out_w"]),
+    "head_missing_eval_mrc": ("run_mrc", lambda e: run_mrc_argv(
+        e, do_train="false", do_val="true", dev_set=e.mrc_train, init_pretraining_params=None,
+        init_checkpoint=e.params_copy("params_nohead")), 1,
+        ["params_nohead", "cls_mrc_out_b", "cls_mrc_out_w"]),
+    "encoder_param_missing_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, init_checkpoint=e.params_copy("params_cls2_nopos", lambda d: (
+            add_classifier_head(2)(d), (d / "pos_embedding").unlink()))), 1,
+        ["params_cls2_nopos", "pos_embedding"]),
+    # label maps: unique keys, one class per id (ids shared by aliases only while every
+    # output keeps a label), integer ids 0 or more, each below --num_labels
+    "label_map_two_labels_one_id": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.write("labels_merged.json", json.dumps({"neg": 0, "pos": 0})),
+        train_set=e.write("cls_named.tsv", "label\ttext_a\npos\t好的很\nneg\t质量差\n")), 1,
+        ["labels_merged.json", "'neg'", "'pos'", "id 0", "id 1"]),
+    "label_map_two_labels_one_id_predict": ("predict_classifier",
+                                            lambda e: predict_classifier_argv(
+        e, label_map_config=e.write("labels_merged.json", json.dumps({"neg": 0, "pos": 0}))),
+        1, ["labels_merged.json", "'neg'", "'pos'", "id 0"]),
+    "label_map_duplicate_key": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.write("labels_dupkey.json", '{"neg": 0, "neg": 1, "pos": 1}'),
+        train_set=e.write("cls_named.tsv", "label\ttext_a\npos\t好的很\nneg\t质量差\n")), 1,
+        ["labels_dupkey.json", "'neg'", "twice"]),
+    "label_map_duplicate_key_predict": ("predict_classifier", lambda e: predict_classifier_argv(
+        e, label_map_config=e.write("labels_dupkey.json", '{"neg": 0, "neg": 1, "pos": 1}')),
+        1, ["labels_dupkey.json", "'neg'", "twice"]),
+    "label_map_duplicate_key_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, label_map_config=e.write("ner_dupkey.json",
+                                    '{"B-PER": 0, "B-PER": 1, "I-PER": 1, "O": 2}')), 1,
+        ["ner_dupkey.json", "'B-PER'", "twice"]),
+    "label_map_two_labels_one_id_ner_predict": ("predict_sequence_labeling",
+                                                lambda e: predict_ner_argv(
+        e, label_map_config=e.write("ner_merged.json",
+                                    json.dumps({"B-PER": 0, "I-PER": 0, "O": 1}))), 1,
+        ["ner_merged.json", "'B-PER'", "'I-PER'", "id 0"]),
+    "label_map_id_over_num_labels_named": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.write("labels_id5.json", json.dumps({"neg": 0, "pos": 5})),
+        train_set=e.write("cls_named.tsv", "label\ttext_a\npos\t好的很\nneg\t质量差\n")), 2,
+        ["labels_id5.json", "'pos'", "id 5", "--num_labels 2"]),
+    "label_map_id_over_num_labels_named_predict": ("predict_classifier",
+                                                   lambda e: predict_classifier_argv(
+        e, label_map_config=e.write("labels_id5.json", json.dumps({"neg": 0, "pos": 5}))), 2,
+        ["labels_id5.json", "'pos'", "id 5", "--num_labels 2"]),
+    "label_map_id_not_an_integer": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.write("labels_strid.json", json.dumps({"neg": 0, "pos": "1"})),
+        train_set=e.write("cls_named.tsv", "label\ttext_a\npos\t好的很\nneg\t质量差\n")), 1,
+        ["labels_strid.json", "'pos'"]),
+    "label_map_empty": ("run_classifier", lambda e: run_classifier_argv(
+        e, label_map_config=e.write("labels_empty.json", "{}")), 1,
+        ["labels_empty.json", "no labels"]),
+
+    # --- values that make no sense, pretraining data ---
+    "learning_rate_negative": ("run_classifier", lambda e: run_classifier_argv(
+        e, learning_rate="-0.001"), 2, ["--learning_rate", "-0.001"]),
+    "learning_rate_negative_exponent": ("train", lambda e: train_argv(e) + [
+        "--learning_rate=-1e-3"], 2, ["--learning_rate", "-0.001"]),
+    "learning_rate_nan": ("run_classifier", lambda e: run_classifier_argv(
+        e, learning_rate="nan"), 2, ["--learning_rate", "nan"]),
+    "learning_rate_negative_train": ("train", lambda e: train_argv(
+        e, learning_rate="-0.001"), 2, ["--learning_rate", "-0.001"]),
+    "learning_rate_nan_train": ("train", lambda e: train_argv(e, learning_rate="nan"), 2,
+                                ["--learning_rate", "nan"]),
+    "learning_rate_nan_ner": ("run_sequence_labeling", lambda e: run_ner_argv(
+        e, learning_rate="nan"), 2, ["--learning_rate", "nan"]),
+    "warmup_proportion_negative": ("run_classifier", lambda e: run_classifier_argv(
+        e, warmup_proportion="-0.5"), 2, ["--warmup_proportion", "-0.5", "[0, 1]"]),
+    "warmup_proportion_above_one": ("run_classifier", lambda e: run_classifier_argv(
+        e, warmup_proportion="5"), 2, ["--warmup_proportion", "5", "[0, 1]"]),
+    "warmup_proportion_nan_mrc": ("run_mrc", lambda e: run_mrc_argv(
+        e, warmup_proportion="nan"), 2, ["--warmup_proportion", "nan"]),
+    "warmup_steps_negative_train": ("train", lambda e: train_argv(e, warmup_steps="-2"), 2,
+                                    ["--warmup_steps", "-2"]),
+    "random_seed_negative": ("run_classifier", lambda e: run_classifier_argv(
+        e, random_seed="-1"), 2, ["--random_seed", "-1"]),
+    "random_seed_too_big": ("run_classifier", lambda e: run_classifier_argv(
+        e, random_seed="4294967296"), 2, ["--random_seed", "4294967296"]),
+    "random_seed_negative_train": ("train", lambda e: train_argv(e, random_seed="-1"), 2,
+                                   ["--random_seed", "-1"]),
+    "random_seed_too_big_train": ("train", lambda e: train_argv(
+        e, random_seed="4294967296"), 2, ["--random_seed", "4294967296"]),
+    "filelist_weight_nan": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_w_nan", "part-0.gz\tnan\n")), 1,
+        ["fl_w_nan:1", "mask_word_prob nan", "[0, 1]"]),
+    "filelist_weight_negative": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_w_neg", "part-0.gz\t1.1\npart-0.gz\t-1\n")), 1,
+        ["fl_w_neg:2", "mask_word_prob -1", "[0, 1]"]),
+    "filelist_weight_above_one": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_w_5", "part-0.gz\t5\n")), 1,
+        ["fl_w_5:1", "mask_word_prob 5", "[0, 1]"]),
+    "vocab_duplicate_id": ("run_classifier", lambda e: run_classifier_argv(
+        e, vocab_path=e.write("vocab_dupid.txt", "[PAD]\t0\n[CLS]\t1\na\t3\nb\t3\n")), 1,
+        ["vocab_dupid.txt:4", "id 3", "'a'"]),
+    "vocab_negative_id_train": ("train", lambda e: train_argv(
+        e, vocab_path=e.write("vocab_negid.txt", "x\t-5\n" + e.vocab.read_text("utf-8"))), 1,
+        ["vocab_negid.txt:1", "-5"]),
+    # (the data files are written where the lists name them: two malformed lines; a line of
+    # 20 tokens, longer than the base --max_seq_len 16)
+    "pretraining_no_usable_line": ("train", lambda e: train_argv(
+        e, strict_data="false", train_filelist=e.write("fl_all_bad", "%s\t1.1\n" % e.write(
+            "allbad-0.gz", gzip.compress(b"1 5 6 2;0 0 0;0 1 2 3;-1 0 0 -1;1\n"
+                                         b"1 5 2;0 0 0;0 1 2;-1 0 -1;7\n")).name)), 1,
+        ["fl_all_bad", "--train_filelist", "allbad-0.gz", "2 malformed"]),
+    "pretraining_only_long_lines": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_long", "%s\t1.1\n" % e.write(
+            "long-0.gz", gzip.compress(b";".join([b"0 " * 20] * 4 + [b"1\n"]))).name)), 1,
+        ["fl_long", "--train_filelist", "long-0.gz", "longer than --max_seq_len 16"]),
+    "pretraining_valid_no_usable_line": ("train", lambda e: train_argv(
+        e, strict_data="false", valid_filelist=e.write("fl_valid_bad", "%s\t1.1\n" % e.write(
+            "allbad-0.gz", gzip.compress(b"1 5 6 2;0 0 0;0 1 2 3;-1 0 0 -1;1\n"
+                                         b"1 5 2;0 0 0;0 1 2;-1 0 -1;7\n")).name)), 1,
+        ["fl_valid_bad", "--valid_filelist", "allbad-0.gz"]),
+    "config_hidden_size_absurd": ("run_classifier", lambda e: run_classifier_argv(
+        e, ernie_config_path=bad_config(e, "hidden_2_40.json",
+                                        lambda c: c.update(hidden_size=2 ** 40))), 1,
+        ["hidden_2_40.json", "hidden_size", "1099511627776"]),
+    "config_hidden_size_absurd_train": ("train", lambda e: train_argv(
+        e, ernie_config_path=bad_config(e, "hidden_2_40.json",
+                                        lambda c: c.update(hidden_size=2 ** 40))), 1,
+        ["hidden_2_40.json", "hidden_size"]),
+    "config_model_too_large": ("ernie_encoder", lambda e: encoder_argv(
+        e, ernie_config_path=bad_config(e, "huge_model.json", lambda c: c.update(
+            hidden_size=2 ** 16, num_hidden_layers=2 ** 10))), 1,
+        ["huge_model.json", "hidden_size 65536", "num_hidden_layers 1024", "parameters"]),
+    "config_intermediate_size_zero": ("run_classifier", lambda e: run_classifier_argv(
+        e, ernie_config_path=bad_config(e, "ffn0.json",
+                                        lambda c: c.update(intermediate_size=0))), 1,
+        ["ffn0.json", "intermediate_size"]),
 }
 
 

@@ -1,5 +1,6 @@
 """Command-line flags the 2019 way: grouped by purpose, booleans take an explicit value."""
 import argparse
+import re
 
 from utils.errors import UsageError
 
@@ -21,7 +22,13 @@ def str2bool(value):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad command line raises UsageError (one `error: ...` line, exit 2,
-    through utils.errors.run_cli) instead of printing the usage text and exiting."""
+    through utils.errors.run_cli) instead of printing the usage text and exiting; and a
+    negative number in exponent form (`--learning_rate -1e-3`) is a value, not a flag, so
+    that the flag's own check can say what is wrong with it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message):
         raise UsageError(message)

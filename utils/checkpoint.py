@@ -621,7 +621,7 @@ def ernie_to_hf_config(ernie_config, head="base", num_labels=None, dtype=None,
         "hidden_size": hidden,
         "num_hidden_layers": int(_cfg_get(c, "num_hidden_layers")),
         "num_attention_heads": int(_cfg_get(c, "num_attention_heads")),
-        "intermediate_size": 4 * hidden,
+        "intermediate_size": int(c.get("intermediate_size") or 4 * hidden),
         "hidden_act": _cfg_get(c, "hidden_act"),
         "hidden_dropout_prob": float(c.get("hidden_dropout_prob", 0.1) or 0.0),
         "attention_probs_dropout_prob": float(c.get("attention_probs_dropout_prob", 0.1) or 0.0),
@@ -647,9 +647,6 @@ def hf_to_ernie_config(hf_config):
     c = hf_config
     hidden = int(_cfg_get(c, "hidden_size"))
     inter = c.get("intermediate_size")
-    if inter is not None and int(inter) != 4 * hidden:
-        raise DataError("config.json: intermediate_size %s is not 4*hidden_size (%d); the 2019 "
-                        "ERNIE model fixes the FFN at 4*hidden_size" % (inter, 4 * hidden))
     eps = c.get("layer_norm_eps")
     if eps is not None and abs(float(eps) - 1e-5) > 1e-9:
         print("note: config.json has layer_norm_eps=%g; the 2019 ERNIE model uses 1e-5"
@@ -666,6 +663,9 @@ def hf_to_ernie_config(hf_config):
         "type_vocab_size": int(c.get("type_vocab_size", 2)),
         "vocab_size": int(_cfg_get(c, "vocab_size")),
     }
+    if inter is not None and int(inter) != 4 * hidden:
+        # the 2019 configs have no such key (FFN 4*hidden); written only when it differs
+        out["intermediate_size"] = int(inter)
     if c.get("use_task_id"):
         out["sent_type_vocab_size"] = out["type_vocab_size"]
         out["use_task_id"] = True
@@ -1062,10 +1062,14 @@ def model_params(model):
     return {p.name: np.array(p.numpy(), copy=True) for p in model.parameters()}
 
 
-def _report(loaded, missing, unexpected):
+def _report(loaded, missing, unexpected, fresh_head=(), path=None):
+    """The "Loaded ..." line; a head initialised afresh (`fresh_head`, not in `missing`) is
+    said once, on a line of its own."""
     print("Loaded %d parameters; missing %d%s; unexpected %d%s"
           % (len(loaded), len(missing), (": " + _name_list(missing)) if missing else "",
              len(unexpected), (": " + _name_list(unexpected)) if unexpected else ""))
+    if fresh_head:
+        print("task head initialised afresh (not in %s): %s" % (path, _name_list(fresh_head)))
 
 
 def _load_into(model, path, only):
@@ -1086,12 +1090,38 @@ def init_pretraining_params(model, path):
     return result
 
 
-def init_checkpoint(model, path):
-    """Load every parameter of `path` that `model` has (optimizer state is not a parameter)."""
-    result = _load_into(model, path, lambda n: not is_optimizer_state(n))
+# Heads that read the sequence output, not the pooled [CLS] one: 2019 built their programs
+# without the pooler, so their checkpoints have no pooled_fc, which these tasks do not use.
+_SEQUENCE_OUTPUT_HEADS = ("cls_seq_label_out_w", "cls_mrc_out_w")
+_POOLER = ("pooled_fc.w_0", "pooled_fc.b_0")
+
+
+def init_checkpoint(model, path, training=None):
+    """Load every parameter of `path` that `model` has (optimizer state is not a parameter).
+
+    training=False (evaluating or predicting what was trained before): every parameter the
+    task uses must come from `path`, its head included; otherwise DataError naming the missing
+    ones, instead of predicting with a random head (a pretraining checkpoint, or one of
+    another task). training=True (fine-tuning from `path`): a missing head is initialised
+    afresh, which is said once. None (pretraining, multi-task): what is missing is reported."""
+    loaded, missing, unexpected = _load_into(model, path, lambda n: not is_optimizer_state(n))
+    if training is False:
+        names = {p.name for p in model.parameters()}
+        unused = _POOLER if any(h in names for h in _SEQUENCE_OUTPUT_HEADS) else ()
+        needed = [n for n in missing if n not in unused]
+        if needed:
+            head = any(not is_pretraining_param(n) for n in needed)
+            raise DataError(
+                "%s: the checkpoint has no %s; evaluating or predicting takes every parameter "
+                "of the model from the checkpoint%s"
+                % (where(path), _name_list(needed),
+                   ", the task head included (a pretraining checkpoint, or one of another "
+                   "task, has no head for this one: fine-tune it with --do_train true first)"
+                   if head else ""))
+    fresh_head = [n for n in missing if not is_pretraining_param(n)] if training else []
     print("Load model from {}".format(path))
-    _report(*result)
-    return result
+    _report(loaded, [n for n in missing if n not in fresh_head], unexpected, fresh_head, path)
+    return loaded, missing, unexpected
 
 
 # ---------------------------------------------------------------------------------------
@@ -1237,16 +1267,63 @@ def _process_alive(pid):
     return True
 
 
+def _is_whole_checkpoint(path):
+    """True if `path` is a checkpoint of ours that matches its manifest."""
+    try:
+        return verify_checkpoint(path) is not None
+    except (DataError, OSError):
+        return False
+
+
+def _recover_leftovers(directory):
+    """Clear what runs that died while saving left in `directory`. _atomic_dir replaces an
+    existing `step_N` in two renames: `step_N` -> `step_N.old-<pid>`, then `step_N.tmp-<pid>`
+    (complete) -> `step_N`; a run killed between them leaves no `step_N` and both copies
+    whole. Then the complete one comes back as `step_N`: the new one if it matches its
+    manifest, else the old one; the only complete copy is never removed. Every other
+    leftover of a dead process (a save cut short, an old copy whose replacement is in place)
+    is removed. Runs sharing the folder do this one at a time (a lock on the folder)."""
+    import fcntl
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        groups = {}
+        for name in os.listdir(directory):
+            left = re.fullmatch(r"(step_\d+)\.(tmp|old)-(\d+)", name)
+            if left and not _process_alive(int(left.group(3))):
+                groups.setdefault(left.group(1), []).append((left.group(2), name))
+        for step, names in sorted(groups.items()):
+            dest = os.path.join(directory, step)
+            whole = {name: (kind == "tmp" and not os.path.lexists(dest)
+                            and _is_whole_checkpoint(os.path.join(directory, name)))
+                     for kind, name in names}
+            if not os.path.lexists(dest):
+                # the newer copy first (tmp), then the one it was replacing (old)
+                for kind, name in sorted(names, key=lambda kn: kn[0] != "tmp"):
+                    if kind == "old" or whole[name]:
+                        try:
+                            os.rename(os.path.join(directory, name), dest)
+                        except OSError:
+                            continue
+                        print("%s: restored from %s (a run was killed while replacing it)"
+                              % (dest, name))
+                        break
+            for kind, name in names:
+                path = os.path.join(directory, name)
+                if os.path.lexists(path) and (os.path.lexists(dest)
+                                              or (kind == "tmp" and not whole[name])):
+                    _remove_quietly(path)
+    finally:
+        os.close(fd)
+
+
 def latest_checkpoint(directory):
     """The `step_N` under `directory` with the highest N that passes verify_checkpoint
-    (older or damaged ones are skipped), or None. Half-written `step_N.tmp-<pid>` folders
-    that a killed run left behind (its process is gone) are removed."""
+    (older or damaged ones are skipped), or None. What a killed run left behind while
+    saving (its process is gone) is cleared first: see _recover_leftovers."""
     if not os.path.isdir(directory):
         return None
-    for name in os.listdir(directory):
-        left = re.fullmatch(r"step_\d+\.(?:tmp|old)-(\d+)", name)
-        if left and not _process_alive(int(left.group(1))):
-            _remove_quietly(os.path.join(directory, name))
+    _recover_leftovers(directory)
     steps = []
     for name in os.listdir(directory):
         match = re.fullmatch(r"step_(\d+)", name)

@@ -15,6 +15,7 @@ import os
 from utils import checkpoint as ckpt
 from utils.args import ArgumentParser
 from utils.errors import UsageError, run_cli
+from utils.fileio import check_output_dir, check_output_file
 
 
 def _parser():
@@ -54,6 +55,13 @@ def main(argv):
         raise UsageError("%s: no such file or directory" % src)
     if os.path.exists(dst) and os.path.realpath(src) == os.path.realpath(dst):
         raise UsageError("SRC and DST are the same path: %s" % src)
+    # DST is written through a sibling and renamed into place: it and its folder must be
+    # writable (or creatable), checked before anything is read
+    if args.to == "pdparams":
+        check_output_file("DST", dst)
+    else:
+        check_output_dir("DST", dst)
+        check_output_dir("DST", os.path.dirname(os.path.normpath(dst)) or os.curdir)
     ernie_config = None
     if args.ernie_config_path:
         if not os.path.isfile(args.ernie_config_path):

@@ -1,13 +1,19 @@
 """Atomic file writes: a reader never sees a half-written output, a killed run leaves the old
-file (or none) in place."""
+file (or none) in place. And the check every entry point makes of its output locations before
+any work starts (check_output_dir, check_output_file)."""
 import contextlib
 import os
+
+from utils.errors import UsageError
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary sibling path to write; it replaces `path` only if the block succeeds."""
     tmp = "%s.tmp-%d" % (path, os.getpid())
+    parent = os.path.dirname(path)
+    if parent:  # a missing folder is made, as the --output_dir of every entry point is
+        os.makedirs(parent, exist_ok=True)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -20,3 +26,73 @@ def atomic_write_text(path, text):
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+
+
+def _nearest_existing(path):
+    """`path` itself if it exists, else its nearest ancestor that does ('.' for a bare
+    relative name); a dangling symbolic link counts as existing."""
+    path = os.path.normpath(path)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path) or os.curdir
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _check_folder(flag, path, folder):
+    """`folder` (the target directory `path`, or the folder the file `path` goes in) exists as
+    a writable directory or can be made: its nearest existing ancestor is a writable
+    directory. Creates nothing."""
+    existing = _nearest_existing(folder)
+    target = existing == os.path.normpath(path)
+    if not os.path.isdir(existing):
+        if target:
+            raise UsageError("%s: %s is %s, expected a directory" % (
+                flag, path, "a file" if os.path.isfile(existing) else "not a directory"))
+        raise UsageError("%s: cannot create %s: %s is %s" % (
+            flag, path, existing,
+            "a file, not a directory" if os.path.isfile(existing) else "not a directory"))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if target:
+            raise UsageError("%s: %s is not writable" % (flag, path))
+        raise UsageError("%s: cannot %s %s: %s is not writable"
+                         % (flag, "write" if os.path.lexists(path) else "create", path,
+                            existing))
+
+
+def check_output_dir(flag, path):
+    """Before any work: the directory `path` (given by `flag`) exists and is writable, or can
+    be created (its nearest existing ancestor is a writable directory). Raises a one-line
+    UsageError naming the flag and the path; creates nothing."""
+    if not path:
+        raise UsageError("%s: an empty path" % flag)
+    _check_folder(flag, path, path)
+
+
+def check_output_file(flag, path):
+    """Before any work: the file `path` (given by `flag`) can be written: it is not a directory
+    (nor anything but a regular file), is writable if it exists, and its folder exists and is
+    writable or can be created (files are written through a temporary sibling and renamed).
+    Raises a one-line UsageError naming the flag and the path; creates nothing."""
+    if not path:
+        raise UsageError("%s: an empty path" % flag)
+    if os.path.isdir(path):
+        raise UsageError("%s: %s is a directory, expected a file" % (flag, path))
+    if path.endswith(("/", os.sep)):
+        raise UsageError("%s: %s names a directory (it ends in /), expected a file"
+                         % (flag, path))
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            raise UsageError("%s: %s is not a regular file" % (flag, path))
+        if not os.access(path, os.W_OK):
+            raise UsageError("%s: %s is not writable" % (flag, path))
+    _check_folder(flag, path, os.path.dirname(os.path.normpath(path)) or os.curdir)
+
+
+def check_output_prefix(flag, prefix):
+    """Before any work: files named `<prefix><suffix>` (--test_save) can be written: the
+    folder of `prefix` exists and is writable or can be created. Creates nothing."""
+    if not prefix:
+        raise UsageError("%s: an empty path" % flag)
+    _check_folder(flag, prefix, os.path.dirname(prefix) or os.curdir)

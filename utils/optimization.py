@@ -1,5 +1,7 @@
 """Learning-rate schedules and the optimizer of 2019: Adam with decoupled weight decay
 (not on layer norms and biases) and global-norm gradient clipping at 1.0."""
+import math
+
 import paddle
 
 from utils.errors import UsageError
@@ -44,6 +46,11 @@ def make_lr_schedule(learning_rate, warmup_steps, num_train_steps,
     if scheduler not in SCHEDULERS:
         raise UsageError("--lr_scheduler must be one of %s, got %r"
                          % (", ".join(SCHEDULERS), scheduler))
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise UsageError("--learning_rate must be a positive finite number, got %s"
+                         % learning_rate)
+    if warmup_steps < 0:
+        raise UsageError("--warmup_steps must not be negative, got %s" % warmup_steps)
     if warmup_steps <= 0:
         return learning_rate
     if scheduler == "noam_decay":

@@ -34,6 +34,7 @@ import numpy as np
 
 from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
+from utils.fileio import check_output_dir
 
 # ----------------------------------------------------------------------------------------------
 # constants
@@ -580,6 +581,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not 0 <= args.seed < 2 ** 32:
         raise UsageError("--seed must be in [0, 2**32)")
+    check_output_dir("--output_dir", args.output_dir)  # before any corpus is read
     if args.task in ("sentiment", "all"):
         build_sentiment(args.output_dir, args.seed)
     if args.task in ("ner", "all"):

@@ -52,7 +52,7 @@ from reader.task_reader import read_tsv
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
 from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
-from utils.fileio import atomic_path, atomic_write_text
+from utils.fileio import atomic_path, atomic_write_text, check_output_dir, check_output_file
 
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
 UNK = "[UNK]"
@@ -419,6 +419,11 @@ def main(argv=None):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise UsageError("--%s must be positive, got %s" % (name, value))
+    # where the command writes, checked before any corpus is read (creating nothing)
+    if args.command == "vocab":
+        check_output_file("--output", args.output)
+    else:
+        check_output_dir("--output_dir", args.output_dir)
     if args.command == "vocab":
         if not args.input and not args.people_daily:
             raise UsageError("give --input FILE ... and/or --people_daily")
@@ -439,6 +444,12 @@ def main(argv=None):
     else:
         tagged = None
         docs, texts = text_documents(args.input, args.max_lines)
+        # a sample pairs a sentence with the next one of its line: check before writing
+        if not any(len(doc) >= 2 for doc in docs):
+            raise DataError("%s: no text to make pretraining samples from: %s (a sample pairs "
+                            "a sentence with the next one of the same line)"
+                            % (", ".join(args.input),
+                               "no line holds two sentences" if docs else "no non-empty line"))
     tokenizer = _tokenizer(args, texts)
     _, parts = build_pretraining_data(
         docs, tokenizer, args.output_dir, args.max_seq_len, args.valid_fraction,

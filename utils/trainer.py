@@ -6,8 +6,10 @@ a function that formats the train log line, and an optional `validate(steps)` ca
 """
 import contextlib
 import itertools
+import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -18,7 +20,8 @@ from paddle.static import InputSpec
 import utils
 
 from model.ernie import encoder_input_names
-from utils.checkpoint import (ADAM_SLOTS, LR_COUNTER, _name_list, counter_lead,
+from utils.checkpoint import (ADAM_SLOTS, LR_COUNTER, MANIFEST_FILE, TRAIN_STATE_FILE,
+                              _name_list, _recover_leftovers, counter_lead,
                               latest_checkpoint, read_legacy_optimizer_state,
                               read_training_state, save_checkpoint)
 from utils.errors import DataError, UsageError
@@ -80,8 +83,15 @@ def set_cpu_threads(num_threads=None):
     paddle.set_flags({"FLAGS_new_executor_serial_run": True})
 
 
+MAX_SEED = 2 ** 32 - 1     # numpy's (and so the readers') seeds are unsigned 32-bit
+
+
 def set_seed(seed):
+    """Seed Paddle and numpy with --random_seed (None: leave them as they are)."""
     if seed is not None:
+        if not 0 <= seed <= MAX_SEED:
+            raise UsageError("--random_seed must be an integer in 0..%d, got %s"
+                             % (MAX_SEED, seed))
         paddle.seed(seed)
         np.random.seed(seed)
 
@@ -206,10 +216,26 @@ def print_ce_kpis(runtime, train_seconds, dev_metrics=None):
 
 
 def check_positive(args, *names):
+    """Each named flag that is set must be a positive number (NaN is not)."""
     for name in names:
         value = getattr(args, name)
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:
             raise UsageError("--%s must be positive, got %s" % (name, value))
+
+
+def check_learning_rate(args):
+    """--learning_rate must be a positive finite number (a NaN rate would only show later,
+    as a NaN loss; a negative one climbs the loss)."""
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        raise UsageError("--learning_rate must be a positive finite number, got %s"
+                         % args.learning_rate)
+
+
+def check_seed(args):
+    """--random_seed, when given, must be in 0..2**32-1 (what numpy and Paddle accept)."""
+    seed = getattr(args, "random_seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UsageError("--random_seed must be an integer in 0..%d, got %s" % (MAX_SEED, seed))
 
 
 def check_finetune_args(args, required=(), positive=(), files=()):
@@ -227,11 +253,31 @@ def check_finetune_args(args, required=(), positive=(), files=()):
         raise UsageError("--dev_set is required with --do_val true")
     check_positive(args, "batch_size", "predict_batch_size", "epoch", "max_seq_len",
                    "skip_steps", "save_steps", "validation_steps", *positive)
+    check_learning_rate(args)
+    if not 0 <= args.warmup_proportion <= 1:   # NaN fails too
+        raise UsageError("--warmup_proportion is the share of the training steps spent warming "
+                         "up: it must be in [0, 1], got %s" % args.warmup_proportion)
+    check_seed(args)
     if args.in_tokens and args.batch_size < args.max_seq_len:
         raise UsageError("--in_tokens true counts --batch_size in tokens: it must be at least "
                          "--max_seq_len (%d), got %d" % (args.max_seq_len, args.batch_size))
     check_files(args, "ernie_config_path", "vocab_path", "train_set", "dev_set", "test_set",
                 "init_checkpoint", "init_pretraining_params", "sentence_piece_model", *files)
+
+
+def check_finetune_outputs(args):
+    """Before any work, creating nothing: --checkpoints (when training or logging there) and
+    the --test_save prefixes, one per --test_set."""
+    from utils.fileio import check_output_dir, check_output_prefix
+    if args.do_train or getattr(args, "use_visualdl", False):
+        check_output_dir("--checkpoints", args.checkpoints)
+    if args.do_test and args.test_set:
+        saves = args.test_save.split(",")
+        if len(saves) != len(args.test_set.split(",")):
+            raise UsageError("--test_set names %d files but --test_save %d"
+                             % (len(args.test_set.split(",")), len(saves)))
+        for prefix in saves:
+            check_output_prefix("--test_save", prefix)
 
 
 def check_files(args, *names):
@@ -281,12 +327,18 @@ def prepare_training(args, runtime, reader, parameters):
     num_examples = reader.get_num_examples(args.train_set)
     batches_per_epoch = reader.count_batches(args.train_set, args.batch_size)
     optimizer, lr = plan_training(args, runtime, num_examples, batches_per_epoch, parameters)
+    # the run's identity: what its batch stream and learning-rate plan depend on
     run_identity = {"train_set": os.path.abspath(args.train_set), "num_examples": num_examples,
-                    "batch_size": args.batch_size, "num_trainers": runtime.num_trainers,
+                    "batch_size": args.batch_size, "in_tokens": args.in_tokens,
+                    "max_seq_len": args.max_seq_len, "num_trainers": runtime.num_trainers,
+                    "shuffle": args.shuffle, "random_seed": args.random_seed,
                     "epoch": args.epoch, "learning_rate": args.learning_rate,
-                    "warmup_proportion": args.warmup_proportion}
+                    "warmup_proportion": args.warmup_proportion,
+                    "lr_scheduler": args.lr_scheduler, "weight_decay": args.weight_decay}
+    check_resumed_run(args, run_identity)
     resumed = (restore_training(args.init_checkpoint, optimizer, lr, run_identity)
                if args.init_checkpoint else None)
+    check_checkpoint_folder(args, run_identity, resumed["step"] if resumed else 0)
     batches = reader.data_generator(args.train_set, args.batch_size, args.epoch,
                                     shuffle=args.shuffle, phase="train",
                                     trainer_id=runtime.trainer_id,
@@ -325,13 +377,15 @@ def test_outputs(args, epoch, steps):
 
 def init_model_params(model, args, training):
     """--init_checkpoint (everything present) wins over --init_pretraining_params (encoder
-    only); evaluation-only runs need a checkpoint, as in 2019."""
+    only); evaluation-only runs need a checkpoint, as in 2019, and take every parameter of the
+    model from it, the task head included (a missing one is an error, not a random head);
+    training from a checkpoint without the head initialises the head afresh and says so."""
     from utils.checkpoint import init_checkpoint, init_pretraining_params
     if args.init_checkpoint and args.init_pretraining_params:
         print("WARNING: args 'init_checkpoint' and 'init_pretraining_params' both are set! "
               "Only arg 'init_checkpoint' is made valid.")
     if args.init_checkpoint:
-        init_checkpoint(model, args.init_checkpoint)
+        init_checkpoint(model, args.init_checkpoint, training=bool(training))
     elif args.init_pretraining_params and training:
         init_pretraining_params(model, args.init_pretraining_params)
     elif not training:
@@ -351,23 +405,106 @@ def resolve_resume(args):
               % args.checkpoints)
         return
     print("--resume auto: continuing from %s" % path)
-    args.init_checkpoint = path
+    args.init_checkpoint = args.resumed_from = path
+
+
+# Keys of a run identity that checkpoints written before this toolkit recorded them lack:
+# such a checkpoint is compared on the keys it has.
+RECORDED_LATER = frozenset(("shuffle", "random_seed", "in_tokens", "max_seq_len",
+                            "lr_scheduler", "weight_decay", "learning_rate", "num_train_steps",
+                            "warmup_steps"))
+_IDENTITY_LABELS = {"num_examples": "train examples", "num_trainers": "trainers"}
+
+
+def identity_differences(state, identity):
+    """'--epoch 2 -> 3, ...': each entry of this run's `identity` that the train state of a
+    checkpoint records with another value ('' if none)."""
+    def show(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return "unset" if value is None else str(value)
+    diffs = []
+    for key, new in identity.items():
+        if key not in state and key in RECORDED_LATER:
+            continue
+        old = state.get(key)
+        if key not in state or old != new:
+            diffs.append("%s %s -> %s" % (_IDENTITY_LABELS.get(key, "--" + key),
+                                          show(old) if key in state else "(none)", show(new)))
+    return ", ".join(diffs)
+
+
+def _saved_train_state(path):
+    """The train_state.json of a checkpoint of ours, or None."""
+    try:
+        with open(os.path.join(path, TRAIN_STATE_FILE), encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def check_resumed_run(args, identity):
+    """--resume auto continues the run in --checkpoints only with the flags it was started
+    with: a latest checkpoint of another run identity (batch stream, learning-rate plan) is
+    refused, naming what differs. (An explicit --init_checkpoint of another run starts a new
+    run from its parameters: restore_training.)"""
+    path = getattr(args, "resumed_from", None)
+    if not path or path != args.init_checkpoint:
+        return
+    state = _saved_train_state(path)
+    diffs = identity_differences(state, identity) if state else ""
+    if diffs:
+        raise UsageError(
+            "--resume auto: %s belongs to another run (%s); rerun with the old values to "
+            "continue it, or give a new --checkpoints folder to start a new run (add "
+            "--init_checkpoint %s to start from its parameters)" % (path, diffs, path))
+
+
+def check_checkpoint_folder(args, identity, start_step):
+    """Two runs never share a --checkpoints folder: a run refuses to start when the folder
+    holds a checkpoint of another run identity past `start_step` (this run would write over
+    it, or a later --resume auto would take it for this run's latest). 2019 `step_N`
+    folders and checkpoints of the same run identity are written over, as in 2019."""
+    directory = args.checkpoints
+    if not directory or not os.path.isdir(directory):
+        return
+    _recover_leftovers(directory)
+    others = []
+    for name in os.listdir(directory):
+        match = re.fullmatch(r"step_(\d+)", name)
+        path = os.path.join(directory, name)
+        if not match or int(match.group(1)) <= start_step or \
+                not os.path.isfile(os.path.join(path, MANIFEST_FILE)):
+            continue
+        state = _saved_train_state(path)
+        diffs = identity_differences(state, identity) if state else ""
+        if diffs:
+            others.append((int(match.group(1)), name, diffs))
+    if others:
+        _, name, diffs = max(others)
+        raise UsageError(
+            "--checkpoints %s holds %d checkpoint%s of another run (%s: %s); to continue that "
+            "run, rerun it with its values and --resume auto; to start this one, give a new "
+            "--checkpoints folder or delete those step_N folders"
+            % (directory, len(others), "s" if len(others) > 1 else "", name, diffs))
 
 
 def restore_training(path, optimizer, lr, run_identity):
     """After init_checkpoint(model, path): bring back the optimizer state (moments, LR
     schedule position) and Paddle's random state, and return the saved train state (step,
     data position) when `path` was written by a run over the same data (`run_identity`
-    equal); otherwise only the parameters are taken and None is returned. A 2019 `step_N`
+    equal: identity_differences); otherwise only the parameters are taken, the differing
+    flags are named and None is returned. A 2019 `step_N`
     (no manifest) brings its optimizer state through restore_2019_optimizer. `lr` is this
     run's schedule (or constant rate) from make_optimizer."""
     state, optimizer_state, rng_state = read_training_state(path)
     if not state:
         return restore_2019_optimizer(path, optimizer, lr)
-    saved = {k: state.get(k) for k in run_identity}
-    if saved != run_identity:
+    diffs = identity_differences(state, run_identity)
+    if diffs:
         print("%s was written by another run (%s); starting a new run from its parameters"
-              % (path, ", ".join("%s=%s" % kv for kv in saved.items())))
+              % (path, diffs))
         return None
     if optimizer_state is not None:
         if isinstance(lr, paddle.optimizer.lr.LRScheduler) and "LR_Scheduler" not in optimizer_state:
