@@ -108,8 +108,11 @@ def main(argv):
             for kind, path in eval_sets:
                 evaluate(kind, path, "%d_%s" % (steps, kind))
 
-        train_loop(model, optimizer, lr, batches,
-                   lambda batch: mrc.loss_and_stats(model, train_forward, batch),
+        def loss_and_stats(batch):
+            batch = mrc.pad_to_common_length(batch, reader.pad_id, runtime.num_trainers)
+            return mrc.loss_and_stats(model, train_forward, batch)
+
+        train_loop(model, optimizer, lr, batches, loss_and_stats,
                    args, runtime, log_line, validate, amp=amp_from_args(args, runtime),
                    **loop_kwargs)
 

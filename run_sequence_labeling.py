@@ -131,7 +131,8 @@ def main(argv):
         steps = train_loop(
             model, optimizer, lr, batches,
             lambda batch: sequence_label.loss_and_stats(model, train_forward, batch,
-                                                        reader.id2label, args.chunk_scheme),
+                                                        reader.id2label, args.chunk_scheme,
+                                                        runtime.num_trainers),
             args, runtime, log_line, validate, amp=amp_from_args(args, runtime),
             **loop_kwargs)
         state["steps"], state["epoch"] = steps, reader.current_epoch

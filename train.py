@@ -346,9 +346,9 @@ def main(argv):
     runtime = Runtime(args.use_cuda)
     set_seed(args.random_seed)
     config = ErnieConfig(args.ernie_config_path)
-    if args.resume and (args.do_test or args.multitask_config):
-        raise UsageError("--resume auto continues ERNIE 1.0 pretraining; with --do_test or "
-                         "--multitask_config give --init_checkpoint instead")
+    if args.resume and args.do_test:
+        raise UsageError("--resume auto continues a pretraining run; with --do_test give "
+                         "--init_checkpoint instead")
     resolve_resume(args)
     if args.do_test:
         test(args, config, runtime)

@@ -57,6 +57,28 @@ class ErnieMRC(nn.Layer):
         return logits[:, :, 0], logits[:, :, 1]
 
 
+def pad_to_common_length(batch, pad_id, num_trainers=1):
+    """With several trainers: the training batch padded to the longest of all trainers'
+    batches, as one trainer with their union would pad it. The start/end softmax runs over the
+    padded positions too (as in 2019), so a batch's loss depends on its padded length; padded
+    alike, N trainers with batch b train exactly as one with batch N*b."""
+    if num_trainers <= 1:
+        return batch
+    length = batch["src_ids"].shape[1]
+    longest = paddle.to_tensor([length], "int64")
+    paddle.distributed.all_reduce(longest, op=paddle.distributed.ReduceOp.MAX)
+    extra = int(longest.numpy()[0]) - length
+    if extra <= 0:
+        return batch
+    padded = dict(batch)
+    for name in ("src_ids", "sent_ids", "pos_ids", "input_mask", "task_ids"):
+        if name in batch:
+            value = 0 if name == "input_mask" else pad_id
+            mode = dict(mode="edge") if name == "task_ids" else dict(constant_values=value)
+            padded[name] = np.pad(batch[name], ((0, 0), (0, extra)), **mode)
+    return padded
+
+
 def loss_and_stats(model, forward, batch):
     """(CE(start) + CE(end)) / 2, each the mean over the batch; no extra statistics."""
     start_logits, end_logits = forward(*encoder_feed(model, batch))

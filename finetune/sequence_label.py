@@ -69,11 +69,22 @@ class SequenceLabelPredictor(nn.Layer):
         return F.softmax(self.labeler(src_ids, sent_ids, pos_ids, input_mask, task_ids))
 
 
-def masked_loss(logits, labels, label_mask):
-    """Mean cross entropy over the positions where label_mask is 1 (0 for an empty mask)."""
+def masked_loss(logits, labels, label_mask, num_trainers=1):
+    """Mean cross entropy over the positions where label_mask is 1 (0 for an empty mask).
+
+    With several trainers the sum is divided by the mean count of labelled positions over all
+    trainers, not by this trainer's own count: the gradients DataParallel averages are then
+    those of the mean over every trainer's tokens, so N trainers with batch b train exactly as
+    one with batch N*b although their sentences differ in length (the value is the trainer's
+    share of that mean)."""
     per_token = F.cross_entropy(logits, labels, reduction="none")       # [B, L]
     total = paddle.sum(per_token * label_mask)
-    return total / paddle.clip(paddle.sum(label_mask), min=1.0)
+    count = paddle.sum(label_mask)
+    if num_trainers > 1:
+        count = count.reshape([1])
+        paddle.distributed.all_reduce(count)
+        count = count[0] / num_trainers
+    return total / paddle.clip(count, min=1.0)
 
 
 def batch_chunk_counts(labels, preds, seq_lens, id2label, scheme):
@@ -85,12 +96,13 @@ def batch_chunk_counts(labels, preds, seq_lens, id2label, scheme):
     return chunk_counts(gold, infer, scheme)
 
 
-def loss_and_stats(model, forward, batch, id2label, scheme):
-    """Loss over the real tokens of the batch, plus its chunk counts (num_label, num_infer,
-    num_correct): summed over the log window, they give the train line's f1 / p / r."""
+def loss_and_stats(model, forward, batch, id2label, scheme, num_trainers=1):
+    """Loss over the real tokens of the batch (of all trainers' batches: masked_loss), plus its
+    chunk counts (num_label, num_infer, num_correct): summed over the log window, they give
+    the train line's f1 / p / r."""
     logits = forward(*encoder_feed(model, batch))
     loss = masked_loss(logits, paddle.to_tensor(batch["labels"]),
-                       paddle.to_tensor(batch["label_mask"]))
+                       paddle.to_tensor(batch["label_mask"]), num_trainers)
     preds = paddle.argmax(logits, axis=-1).numpy()
     counts = batch_chunk_counts(batch["labels"], preds, batch["seq_lens"], id2label, scheme)
     return loss, dict(zip(("num_label", "num_infer", "num_correct"), counts))

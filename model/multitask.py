@@ -44,7 +44,10 @@ Task keys: `name` (letters, digits, `_`), `kind` (default: the name), `data`, `t
 Log lines, every --skip_steps, one per task that ran since the previous line:
     stage: %d, step: %d, task: %s, loss: %f, acc: %f, task_steps: %d, speed: %f steps/s
 (the masked LM adds `ppl: %f`). A checkpoint `<checkpoints>/stage_<s>_step_<n>` is saved at
-the end of every stage, besides the usual step_N ones.
+the end of every stage, besides the usual step_N ones. Both record where the run is (the stage
+and the step in it, the task sampler's random state, the batches each task's reader has given)
+besides the optimizer and random state, so `--resume auto` continues a killed run exactly; a
+checkpoint of another config (a later stage plan, an added task) gives parameters only.
 """
 import collections
 import json
@@ -408,11 +411,39 @@ def check_task_ids(cfg, tasks, source):
                              % (task.name, task.task_id, cfg["task_type_vocab_size"], source))
 
 
+def multitask_identity(mt, args, runtime):
+    """What a multi-task run's batch streams and learning-rate plan depend on (its checkpoints
+    record it; --resume auto requires it unchanged): the config's tasks and stages (a digest,
+    data paths resolved), the reader flags, the seed and the plan."""
+    import hashlib
+    plan = {"tasks": [{k: v for k, v in sorted(vars(t).items())} for t in mt.tasks.values()],
+            "stages": [{"steps": s.steps, "tasks": [[n, float(p)] for n, p in
+                                                    zip(s.names, s.probs)]}
+                       for s in mt.stages]}
+    digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode("utf-8")).hexdigest()
+    return {"multitask_config": "%s (tasks and stages sha256 %s)"
+                                % (os.path.abspath(args.multitask_config), digest[:16]),
+            "batch_size": args.batch_size, "in_tokens": args.in_tokens,
+            "max_seq_len": args.max_seq_len, "epoch": args.epoch,
+            "random_seed": args.random_seed, "generate_neg_sample": args.generate_neg_sample,
+            "num_trainers": runtime.num_trainers, "warmup_steps": args.warmup_steps,
+            "learning_rate": args.learning_rate, "lr_scheduler": args.lr_scheduler,
+            "weight_decay": args.weight_decay}
+
+
 def train_multitask(args, cfg, runtime):
-    """Run the stages of --multitask_config; returns the number of steps taken."""
-    from utils.checkpoint import init_checkpoint, save_checkpoint
+    """Run the stages of --multitask_config; returns the number of steps taken.
+
+    A checkpoint of this run (same multitask_identity) given to --init_checkpoint, or found
+    by --resume auto, continues it exactly: parameters, optimizer state, step, random state,
+    and the data position (`train_state.json`): the stage and the step within it, the task
+    sampler's random state and how many batches each task's reader has given (its stream is
+    replayed to there). Any other checkpoint gives parameters only (new heads start fresh)."""
+    from reader.batching import decode_rng_state, encode_rng_state
+    from utils.checkpoint import MANIFEST_FILE, init_checkpoint, save_checkpoint
     from utils.optimization import make_optimizer
-    from utils.trainer import train_loop
+    from utils.trainer import (check_checkpoint_folder, check_resumed_run, restore_training,
+                               train_loop)
     from train import check_config, synchronized
     from utils.amp import amp_from_args
     from tokenization import load_vocab
@@ -450,6 +481,15 @@ def train_multitask(args, cfg, runtime):
     optimizer, lr = make_optimizer(model.parameters(), args.learning_rate, args.warmup_steps,
                                    total, args.weight_decay, args.lr_scheduler)
     optimizer = FreshGradOptimizer(optimizer)
+    identity = multitask_identity(mt, args, runtime)
+    check_resumed_run(args, identity)
+    resumed = None
+    # our checkpoints only: a 2019 one gives parameters (its step count is another plan's)
+    if args.init_checkpoint and os.path.isfile(os.path.join(args.init_checkpoint,
+                                                            MANIFEST_FILE)):
+        resumed = restore_training(args.init_checkpoint, optimizer, lr, identity)
+    start_step = resumed["step"] if resumed else 0
+    check_checkpoint_folder(args, identity, start_step)
     print("Device count: %d" % runtime.num_trainers)
     print("Num train steps: %d (the stages' sum; --num_train_steps is not used), warmup "
           "steps: %d" % (total, args.warmup_steps))
@@ -460,20 +500,52 @@ def train_multitask(args, cfg, runtime):
         streams[name] = endless(gen)
     rng = np.random.RandomState(args.random_seed)   # the same task sequence on every trainer
     state = {"stage": 0}
+    # where the run is: the stage and the steps done in it, the sampler's state, the batches
+    # each task's stream has given (what a checkpoint saves, and a resumed run restores)
+    position = {"stage": 1, "stage_step": 0, "task_batches": {name: 0 for name in mt.tasks}}
+    if resumed:
+        saved = resumed["data_position"]
+        rng.set_state(decode_rng_state(saved["sampler"]))
+        for name, count in sorted(saved["task_batches"].items()):
+            for _ in range(count):      # the same seeds, the same batches: replayed, not trained
+                next(streams[name])
+        position.update(stage=saved["stage"], stage_step=saved["stage_step"],
+                        task_batches=dict(saved["task_batches"]))
+        print("resuming: stage %d after its step %d; replayed the batches already trained on "
+              "(%s)" % (saved["stage"], saved["stage_step"], ", ".join(
+                  "%s %d" % kv for kv in saved["task_batches"].items() if kv[1])))
+
+    def train_state():
+        return dict(identity, data_position=dict(
+            position, sampler=encode_rng_state(rng.get_state()),
+            task_batches=dict(position["task_batches"])))
 
     def task_batches():
-        done = 0
+        done, begin = start_step, 0
         for index, stage in enumerate(mt.stages, 1):
-            if index > 1 and runtime.is_main:   # the previous stage's last step is applied
-                save_checkpoint(model, optimizer, os.path.join(
-                    args.checkpoints, "stage_%d_step_%d" % (index - 1, done)))
+            end = begin + stage.steps
+            if end <= done:             # finished before this run began
+                begin = end
+                continue
+            if done == begin:
+                if index > 1 and runtime.is_main:   # the previous stage's last step is applied
+                    save_checkpoint(model, optimizer, os.path.join(
+                        args.checkpoints, "stage_%d_step_%d" % (index - 1, done)),
+                        dict(train_state(), step=done))
+                print("stage %d begins at step %d: %s" % (index, done, ", ".join(stage.names)),
+                      flush=True)
+            else:
+                print("stage %d continues at step %d (step %d of it): %s"
+                      % (index, done, done - begin, ", ".join(stage.names)), flush=True)
             state["stage"] = index
-            print("stage %d begins at step %d: %s" % (index, done, ", ".join(stage.names)),
-                  flush=True)
-            for _ in range(stage.steps):
+            for _ in range(done - begin, stage.steps):
                 name = stage.names[rng.choice(len(stage.names), p=stage.probs)]
-                yield name, next(streams[name])
+                batch = next(streams[name])
+                position["stage"], position["stage_step"] = index, done - begin + 1
+                position["task_batches"][name] += 1
+                yield name, batch
                 done += 1
+            begin = end
 
     def loss_and_stats(item):
         name, batch = item
@@ -501,10 +573,12 @@ def train_multitask(args, cfg, runtime):
 
     batches = synchronized(task_batches(), runtime)
     steps = train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log_line,
-                       amp=amp_from_args(args, runtime))
+                       amp=amp_from_args(args, runtime), start_step=start_step,
+                       train_state=train_state)
     if runtime.is_main and steps:
         save_checkpoint(model, optimizer, os.path.join(
-            args.checkpoints, "stage_%d_step_%d" % (len(mt.stages), steps)))
+            args.checkpoints, "stage_%d_step_%d" % (len(mt.stages), steps)),
+            dict(train_state(), step=steps))
     if args.export_model_dir and runtime.is_main:
         from train import export_model_dir
         export_model_dir(model, args, cfg)
@@ -514,13 +588,46 @@ def train_multitask(args, cfg, runtime):
 
 class FreshGradOptimizer(object):
     """Clears gradients to None rather than zero, so a head whose task did not run this step
-    gets no update (no momentum drift, no weight decay) from the shared optimizer."""
+    gets no update (no momentum drift, no weight decay) from the shared optimizer.
+
+    Its state holds the Adam accumulators of every parameter, those of a head that has not
+    been updated yet as Paddle creates them on a first update (zero moments, beta powers at
+    beta). Paddle's own state has only the accumulators created so far: restored from a
+    checkpoint that lacked a head's, it stopped at that head's first update ("should in state
+    dict"), and a checkpoint saved after a restore lost the restored accumulators of every
+    head whose task had not run again since."""
 
     def __init__(self, optimizer):
         self._optimizer = optimizer
 
     def clear_grad(self, set_to_zero=False):
         self._optimizer.clear_grad(set_to_zero=False)
+
+    def _fresh_state(self):
+        from utils.checkpoint import ADAM_SLOTS
+        opt = self._optimizer
+        state = {}
+        for p in opt._parameter_list:
+            fresh = (np.zeros(p.shape, "float32"), np.zeros(p.shape, "float32"),
+                     np.array([opt._beta1], "float32"), np.array([opt._beta2], "float32"))
+            for slot, value in zip(ADAM_SLOTS, fresh):
+                state["%s_%s_0" % (p.name, slot)] = value
+        return state
+
+    def state_dict(self):
+        state = self._optimizer.state_dict()
+        # restored accumulators of parameters not updated since (Paddle keeps them aside)
+        for key, value in self._optimizer._accumulators_holder.items():
+            state.setdefault(key, value)
+        for key, value in self._fresh_state().items():
+            state.setdefault(key, value)
+        return state
+
+    def set_state_dict(self, state_dict):
+        state = dict(state_dict)
+        for key, value in self._fresh_state().items():
+            state.setdefault(key, value)
+        self._optimizer.set_state_dict(state)
 
     def __getattr__(self, name):
         return getattr(self._optimizer, name)

@@ -10,211 +10,23 @@ default checkpoint, inference-model, embedding and output paths point, and it st
 Most cases run in-process (Paddle is imported once); `test_command_line` runs a few through
 real subprocesses, concurrently, to prove the command-line path itself, and `--debug`.
 """
-import contextlib
 import gzip
-import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from ernie_testkit import REPO, write_random_params, write_tiny_model
-from utils.errors import run_cli
-
-TEXTS = ["好的很", "坏的不", "这个手机不错", "质量差", "abc"]
-
-# ----------------------------------------------------------------------------------------------
-# the inputs
-
-
-class Env(object):
-    """Valid inputs for every entry point, plus `write(name, content)` for bad variants."""
-
-    def __init__(self, root):
-        self.root = Path(root)
-        model = write_tiny_model(self.root / "model", TEXTS, hidden=16, layers=1, heads=2,
-                                 max_pos=32)
-        write_random_params(model)
-        self.vocab = model / "vocab.txt"
-        self.config = model / "ernie_config.json"
-        self.params = model / "params"
-        wide = write_tiny_model(self.root / "model32", TEXTS, hidden=32, layers=1, heads=2,
-                                max_pos=32)
-        write_random_params(wide)
-        self.params32 = wide / "params"
-        self.vocab_size = json.loads(self.config.read_text())["vocab_size"]
-        self.cls_train = self.write("cls_train.tsv", "label\ttext_a\n1\t好的很\n0\t质量差\n")
-        self.cls_predict = self.write("cls_predict.tsv", "text_a\n好的很\n质量差\n")
-        self.label_map2 = self.write("labels2.json", json.dumps({"pos": 1, "neg": 0}))
-        self.label_map3 = self.write("labels3.json", json.dumps({"a": 0, "b": 1, "c": 2}))
-        self.ner_map = self.write("ner_labels.json", json.dumps({"B-PER": 0, "I-PER": 1,
-                                                                 "O": 2}))
-        self.ner_train = self.write("ner_train.tsv", "text_a\tlabel\n好\x02的\tB-PER\x02O\n")
-        self.ner_predict = self.write("ner_predict.tsv", "text_a\n好\x02的\n")
-        self.mrc_train = self.write("mrc_train.json", json.dumps(self.squad()))
-        self.pretrain_gz = self.root / "part-0.gz"
-        with gzip.open(self.pretrain_gz, "wt", encoding="utf-8") as f:
-            f.write("1 5 6 2 7 8 2;0 0 0 0 1 1 1;0 1 2 3 4 5 6;-1 0 1 -1 0 0 -1;1\n" * 4)
-        self.filelist = self.write("train_filelist", "part-0.gz\t1.1\n")
-        # what the bad file lists name: a malformed line 2, a .gz that is not gzip
-        with gzip.open(self.root / "bad-0.gz", "wt", encoding="utf-8") as f:
-            f.write("1 5 6 2;0 0 0 0;0 1 2 3;-1 0 0 -1;1\n1 5 6 2;0 0 0;0 1 2 3;-1 0 0 -1;1\n")
-        self.write("fake-0.gz", "1 5 6 2;0 0 0 0;0 1 2 3;-1 0 0 -1;1\n")
-
-    @staticmethod
-    def squad(context="这个手机不错", answer="不错", start=4):
-        return {"data": [{"paragraphs": [{"context": context, "qas": [
-            {"id": "q1", "question": "手机", "answers": [{"text": answer,
-                                                           "answer_start": start}]}]}]}]}
-
-    def write(self, name, content):
-        path = self.root / name
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-        return path
-
-    def empty_dir(self, name):
-        path = self.root / name
-        path.mkdir(exist_ok=True)
-        return path
-
-    def hf_without_weights(self):
-        """A transformers directory with its config.json but no weights file."""
-        path = self.empty_dir("hf_noweights")
-        (path / "config.json").write_text(json.dumps({"model_type": "ernie", "hidden_size": 16}))
-        return path
-
-    def params_copy(self, name, damage=None):
-        """A copy of the params dir; `damage(dir)` spoils it."""
-        target = self.root / name
-        if not target.exists():
-            shutil.copytree(self.params, target)
-            if damage:
-                damage(target)
-        return target
+from ernie_testkit import (REPO, Env, add_classifier_head, bad_config, check_failure,
+                           convert_argv, encoder_argv, predict_classifier_argv, predict_ner_argv,
+                           run_classifier_argv, run_in_process, run_mrc_argv, run_ner_argv,
+                           train_argv, truncate_file)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     return Env(tmp_path_factory.mktemp("inputs"))
-
-
-def set_flag(argv, flag, value=None):
-    """argv with `flag` set to `value` (replaced or appended); value None removes it."""
-    argv = list(argv)
-    if flag in argv:
-        i = argv.index(flag)
-        del argv[i:i + 2]
-    if value is not None:
-        argv += [flag, value]
-    return argv
-
-
-def flags(base, **changes):
-    for name, value in changes.items():
-        base = set_flag(base, "--" + name, value)
-    return base
-
-
-# ---- base command lines, valid as they are ---------------------------------------------------
-
-def model_flags(e):
-    return ["--use_cuda", "false", "--vocab_path", e.vocab, "--ernie_config_path", e.config,
-            "--max_seq_len", "16"]
-
-
-def run_classifier_argv(e, **changes):
-    return flags(model_flags(e) + [
-        "--do_train", "true", "--do_val", "false", "--do_test", "false",
-        "--train_set", e.cls_train, "--batch_size", "2", "--epoch", "1",
-        "--init_pretraining_params", e.params], **changes)
-
-
-def run_ner_argv(e, **changes):
-    return flags(model_flags(e) + [
-        "--do_train", "true", "--do_val", "false", "--do_test", "false",
-        "--train_set", e.ner_train, "--label_map_config", e.ner_map, "--num_labels", "3",
-        "--batch_size", "2", "--epoch", "1", "--init_pretraining_params", e.params], **changes)
-
-
-def run_mrc_argv(e, **changes):
-    return flags(model_flags(e) + [
-        "--max_seq_len", "32", "--max_query_length", "8", "--doc_stride", "8",
-        "--do_train", "true", "--do_val", "false", "--do_test", "false",
-        "--train_set", e.mrc_train, "--batch_size", "2", "--epoch", "1",
-        "--init_pretraining_params", e.params], **changes)
-
-
-def predict_classifier_argv(e, **changes):
-    # a fine-tuned checkpoint: prediction takes the task head from it too
-    return flags(model_flags(e) + ["--init_checkpoint",
-                                   e.params_copy("params_cls2", add_classifier_head(2)),
-                                   "--predict_set", e.cls_predict], **changes)
-
-
-def predict_ner_argv(e, **changes):
-    return flags(model_flags(e) + ["--init_checkpoint",
-                                   e.params_copy("params_ner3", add_sequence_label_head(3)),
-                                   "--label_map_config", e.ner_map,
-                                   "--predict_set", e.ner_predict], **changes)
-
-
-def encoder_argv(e, **changes):
-    return flags(model_flags(e) + ["--init_pretraining_params", e.params,
-                                   "--data_set", e.cls_predict], **changes)
-
-
-def train_argv(e, **changes):
-    return flags(model_flags(e) + [
-        "--train_filelist", e.filelist, "--in_tokens", "false", "--batch_size", "2",
-        "--num_train_steps", "1", "--warmup_steps", "0", "--epoch", "1",
-        "--strict_data", "true", "--skip_steps", "1"], **changes)
-
-
-def convert_argv(e, src, to="pdparams", dst="out.pdparams"):
-    return [src, dst, "--to", to]
-
-
-def bad_config(e, name, change):
-    cfg = json.loads(e.config.read_text())
-    change(cfg)
-    return e.write(name, json.dumps(cfg))
-
-
-def add_classifier_head(num_labels, hidden=16):
-    """Damage for `params_copy`: a classifier head with `num_labels` outputs, as a fine-tuned
-    checkpoint holds it."""
-    def damage(directory):
-        import numpy as np
-        from utils.checkpoint import write_legacy_tensor
-        write_legacy_tensor(str(directory / "_cls_out_w"),
-                            np.zeros((hidden, num_labels), "float32"))
-        write_legacy_tensor(str(directory / "_cls_out_b"), np.zeros((num_labels,), "float32"))
-    return damage
-
-
-def add_sequence_label_head(num_labels, hidden=16):
-    """Damage for `params_copy`: a sequence labelling head (cls_seq_label_out_w/_b) with
-    `num_labels` outputs, as a fine-tuned NER checkpoint holds it."""
-    def damage(directory):
-        import numpy as np
-        from utils.checkpoint import write_legacy_tensor
-        write_legacy_tensor(str(directory / "cls_seq_label_out_w"),
-                            np.zeros((hidden, num_labels), "float32"))
-        write_legacy_tensor(str(directory / "cls_seq_label_out_b"),
-                            np.zeros((num_labels,), "float32"))
-    return damage
-
-
-def truncate_file(path, keep=40):
-    data = path.read_bytes()
-    path.write_bytes(data[:keep])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -701,49 +513,6 @@ CASES = {
 
 
 
-# ----------------------------------------------------------------------------------------------
-# running an entry point the way its __main__ does
-
-def entry_main(name):
-    if name == "convert_params":
-        from utils import convert_params as module
-    elif name == "prepare_data":
-        from utils import prepare_data as module
-    else:
-        module = __import__(name)
-    return module.main
-
-
-def run_in_process(name, argv, cwd):
-    """(exit code, stderr) of `run_cli(<name>.main, argv)` run in `cwd`."""
-    err, out = io.StringIO(), io.StringIO()
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            try:
-                run_cli(entry_main(name), [str(a) for a in argv])
-                code = 0
-            except SystemExit as e:
-                code = e.code
-    finally:
-        os.chdir(old)
-    return code, err.getvalue()
-
-
-def check_failure(code, stderr, expected_code, names, cwd):
-    lines = stderr.strip().splitlines()
-    assert "Traceback" not in stderr, stderr
-    assert lines, "nothing on stderr (exit code %r)" % code
-    last = lines[-1]
-    assert code == expected_code, "exit code %r, expected %r: %s" % (code, expected_code, last)
-    assert last.startswith("error: "), lines
-    assert sum(line.startswith("error: ") for line in lines) == 1, lines
-    for name in names:
-        assert name in last, "%r not named in: %s" % (name, last)
-    assert os.listdir(cwd) == [], "written in the working directory: %s" % os.listdir(cwd)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input(case, env, tmp_path):
     entry, build, expected_code, names = CASES[case]
@@ -815,12 +584,14 @@ def command_line_runs(env, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", sorted(SUBPROCESS_CASES))
+@pytest.mark.slow
 def test_command_line(case, command_line_runs):
     code, stderr, cwd = command_line_runs[case]
     _, _, expected_code, names = CASES[case]
     check_failure(code, stderr, expected_code, names, cwd)
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(command_line_runs):
     code, stderr, cwd = command_line_runs["debug"]
     assert code == 1

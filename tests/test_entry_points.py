@@ -15,6 +15,7 @@ MODULES = ["utils.prepare_data", "utils.pretrain_data", "utils.convert_params",
 
 @pytest.mark.parametrize("command", [[s] for s in SCRIPTS] + [["-m", m] for m in MODULES],
                          ids=lambda c: c[-1])
+@pytest.mark.slow
 def test_help_prints_usage_and_exits_0(command):
     proc = subprocess.run([sys.executable, *command, "--help"], cwd=str(REPO),
                           capture_output=True, text=True, timeout=120)

@@ -15,9 +15,9 @@ import os
 import numpy as np
 import pytest
 
-from test_bad_inputs import (Env, add_classifier_head, add_sequence_label_head, entry_main,
-                             predict_classifier_argv, predict_ner_argv, run_classifier_argv,
-                             run_mrc_argv, run_ner_argv)
+from ernie_testkit import (Env, add_classifier_head, add_sequence_label_head, entry_main,
+                           predict_classifier_argv, predict_ner_argv, run_classifier_argv,
+                           run_mrc_argv, run_ner_argv)
 from utils.errors import run_cli
 
 

@@ -17,9 +17,8 @@ import time
 
 import pytest
 
-from ernie_testkit import REPO
-from test_bad_inputs import (Env, check_failure, predict_classifier_argv, run_classifier_argv,
-                             run_in_process, train_argv)
+from ernie_testkit import (REPO, Env, check_failure, predict_classifier_argv,
+                           run_classifier_argv, run_in_process, train_argv)
 from utils.errors import UsageError, run_cli
 from utils.fileio import check_output_dir, check_output_file, check_output_prefix
 

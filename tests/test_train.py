@@ -6,35 +6,27 @@ import gzip
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 
 import train
-from ernie_testkit import REPO
+from ernie_testkit import PRETRAIN_TEST_LINE as TEST_LINE
+from ernie_testkit import PRETRAIN_TRAIN_LINE as TRAIN_LINE
+from ernie_testkit import PRETRAIN_VALID_LINE as VALID_LINE
+from ernie_testkit import REPO, file_2019
 from utils.checkpoint import read_legacy_dir
 from utils.errors import DataError, UsageError
-
-TRAIN_LINE = re.compile(
-    r"^epoch: (\d+), progress: (\d+)/(\d+), step: (\d+), loss: ([\d.]+), ppl: ([\d.]+), "
-    r"next_sent_acc: ([\d.]+), speed: ([\d.]+) steps/s, file: (.+), mask_type: (mask_word|mask_char)$")
-VALID_LINE = re.compile(
-    r"^\[validation_set\] epoch: (\d+), step: (\d+), loss: ([\d.]+), global ppl: ([\d.]+), "
-    r"batch-averged ppl: ([\d.]+), next_sent_acc: ([\d.]+), speed: ([\d.]+) steps/s$")
-TEST_LINE = re.compile(r"^\[test_set\] loss: ([\d.]+), global ppl: ([\d.]+), "
-                       r"next_sent_acc: ([\d.]+), speed: ([\d.]+) steps/s$")
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from ernie_testkit import ERNIE2019
-    if not (ERNIE2019 / "data" / "demo_train_set.gz").exists():
-        pytest.skip("the 2019 files are not at %s (set ERNIE2019_DIR)" % ERNIE2019)
+    """A tiny config and file lists of the 2019 demo data: (folder, the folder holding the 2019
+    config/vocab.txt and data/, which is the checkout: it ships them)."""
     d = tmp_path_factory.mktemp("pretrain")
-    (d / "train_filelist").write_text("%s\t1.1\n" % (ERNIE2019 / "data" / "demo_train_set.gz"))
-    with gzip.open(ERNIE2019 / "data" / "demo_valid_set.gz", "rt") as f:
+    (d / "train_filelist").write_text("%s\t1.1\n" % file_2019("data/demo_train_set.gz"))
+    with gzip.open(file_2019("data/demo_valid_set.gz"), "rt") as f:
         head = [next(f) for _ in range(120)]
     with gzip.open(d / "valid.gz", "wt") as f:
         f.write("".join(head))
@@ -43,7 +35,7 @@ def setup(tmp_path_factory):
         attention_probs_dropout_prob=0.1, hidden_act="relu", hidden_dropout_prob=0.1,
         hidden_size=32, initializer_range=0.02, max_position_embeddings=160,
         num_attention_heads=4, num_hidden_layers=2, type_vocab_size=2, vocab_size=18000)))
-    return d, ERNIE2019
+    return d, REPO
 
 
 def flags(d, ernie2019, *extra):
@@ -80,6 +72,7 @@ def trained(setup):
     return d, ernie2019, lines
 
 
+@pytest.mark.slow
 def test_masked_lm_loss_falls_and_the_log_lines_parse(trained):
     d, ernie2019, lines = trained
     train_lines = [TRAIN_LINE.match(l) for l in lines if l.startswith("epoch: ") and
@@ -101,6 +94,7 @@ def test_masked_lm_loss_falls_and_the_log_lines_parse(trained):
     assert float(valid[1].group(3)) < float(valid[0].group(3))
 
 
+@pytest.mark.slow
 def test_checkpoints_and_model_folder(trained):
     d, _, _ = trained
     assert sorted(os.listdir(d / "ckpt")) == ["step_40", "step_60"]   # periodic + final
@@ -122,6 +116,7 @@ def test_checkpoints_and_model_folder(trained):
     assert not missing and "word_embedding" in loaded
 
 
+@pytest.mark.slow
 def test_do_test_reproduces_the_last_validation(trained):
     d, ernie2019, lines = trained
     last_valid = [VALID_LINE.match(l) for l in lines if l.startswith("[validation_set]")][-1]
@@ -169,6 +164,7 @@ def test_usage_and_data_errors(setup, tmp_path):
     assert "1 malformed lines were skipped" in text
 
 
+@pytest.mark.slow
 def test_pretrain_sh_uses_the_2019_settings_and_forwards_flags(setup, tmp_path):
     d, ernie2019 = setup
     env = dict(os.environ, TRAIN_FILELIST=str(d / "train_filelist"), VALID_FILELIST="",
@@ -193,6 +189,7 @@ def test_pretrain_sh_uses_the_2019_settings_and_forwards_flags(setup, tmp_path):
     assert proc.returncode == 2 and "missing.txt not found (set VOCAB_PATH" in proc.stderr
 
 
+@pytest.mark.slow
 def test_pretrain_sh_runs_as_shipped_from_the_repository_root(tmp_path):
     """The 2019 README's command: the shipped data/ file lists, config/vocab.txt and (here a
     tiny stand-in for) config/ernie_config.json, run from the repository root."""
@@ -217,12 +214,14 @@ def test_pretrain_sh_runs_as_shipped_from_the_repository_root(tmp_path):
     assert "word_embedding" in read_legacy_dir(str(tmp_path / "checkpoints" / "step_3"))
 
 
+@pytest.mark.slow
 def test_resume_auto_continues_where_the_checkpoint_left(setup, tmp_path):
-    """Killed after step 8 (only step_8 left): --resume auto ends where one run ends. Each run
-    is a process of its own, as in use (optimizer state names are per process)."""
+    """Killed after step 8 (only step_8 left): --resume auto ends where one run ends, bit for
+    bit (parameters, optimizer state, train state; dropout on). Each run is a process of its
+    own, as in use (optimizer state names are per process)."""
     d, ernie2019 = setup
-    import numpy as np
     import shutil
+    from ernie_testkit import checkpoint_differences
     common = flags(
         d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--num_train_steps", "16",
         "--warmup_steps", "4", "--learning_rate", "5e-3", "--skip_steps", "4",
@@ -234,12 +233,11 @@ def test_resume_auto_continues_where_the_checkpoint_left(setup, tmp_path):
     text = "\n".join(lines)
     assert "--resume auto: continuing from" in text and "Resuming at step 8" in text
     assert [int(m.group(4)) for m in map(TRAIN_LINE.match, lines) if m] == [12, 16]
-    a = read_legacy_dir(str(tmp_path / "one" / "step_16"))
-    b = read_legacy_dir(str(tmp_path / "two" / "step_16"))
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert checkpoint_differences(tmp_path / "one" / "step_16",
+                                  tmp_path / "two" / "step_16") == []
 
 
+@pytest.mark.slow
 def test_longer_run_carries_on_from_a_constant_rate_checkpoint(setup, tmp_path):
     """A run without warmup has a constant rate, so its checkpoint holds no schedule state; a
     longer run with a schedule still carries on from it (step, data position) and places its

@@ -1289,7 +1289,7 @@ def _recover_leftovers(directory):
         fcntl.flock(fd, fcntl.LOCK_EX)
         groups = {}
         for name in os.listdir(directory):
-            left = re.fullmatch(r"(step_\d+)\.(tmp|old)-(\d+)", name)
+            left = re.fullmatch(r"((?:stage_\d+_)?step_\d+)\.(tmp|old)-(\d+)", name)
             if left and not _process_alive(int(left.group(3))):
                 groups.setdefault(left.group(1), []).append((left.group(2), name))
         for step, names in sorted(groups.items()):
@@ -1318,18 +1318,21 @@ def _recover_leftovers(directory):
 
 
 def latest_checkpoint(directory):
-    """The `step_N` under `directory` with the highest N that passes verify_checkpoint
-    (older or damaged ones are skipped), or None. What a killed run left behind while
-    saving (its process is gone) is cleared first: see _recover_leftovers."""
+    """The `step_N` (or `stage_S_step_N`, a multi-task run's end of a stage) under `directory`
+    with the highest N that passes verify_checkpoint (older or damaged ones are skipped), or
+    None. What a killed run left behind while saving (its process is gone) is cleared first:
+    see _recover_leftovers."""
     if not os.path.isdir(directory):
         return None
     _recover_leftovers(directory)
     steps = []
     for name in os.listdir(directory):
-        match = re.fullmatch(r"step_(\d+)", name)
+        match = re.fullmatch(r"(stage_\d+_)?step_(\d+)", name)
         if match and os.path.isfile(os.path.join(directory, name, MANIFEST_FILE)):
-            steps.append((int(match.group(1)), os.path.join(directory, name)))
-    for _, path in sorted(steps, reverse=True):
+            # at the same step, step_N before stage_S_step_N (they hold the same state)
+            steps.append((int(match.group(2)), not match.group(1),
+                          os.path.join(directory, name)))
+    for _, _, path in sorted(steps, reverse=True):
         try:
             verify_checkpoint(path)
             return path

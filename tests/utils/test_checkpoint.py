@@ -11,66 +11,10 @@ import textwrap
 import numpy as np
 import pytest
 
+from ernie_testkit import (H, MAX_POS, N_HEAD, N_LAYERS, TASKS, TYPES, VOCAB,
+                           assert_same, ernie_config, ernie_params)
 from utils import checkpoint as ckpt
 from utils.errors import DataError, UsageError
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-H, N_LAYERS, N_HEAD, VOCAB, MAX_POS, TYPES, TASKS = 32, 2, 4, 50, 24, 3, 5
-
-
-def ernie_config(use_task_id=False, act="gelu"):
-    cfg = {"attention_probs_dropout_prob": 0.1, "hidden_act": act, "hidden_dropout_prob": 0.1,
-           "hidden_size": H, "initializer_range": 0.02, "max_position_embeddings": MAX_POS,
-           "num_attention_heads": N_HEAD, "num_hidden_layers": N_LAYERS,
-           "type_vocab_size": TYPES, "vocab_size": VOCAB}
-    if use_task_id:
-        cfg.update(sent_type_vocab_size=TYPES, use_task_id=True, task_type_vocab_size=TASKS)
-    return cfg
-
-
-def ernie_params(use_task_id=False, heads=(), num_labels=3, seed=0):
-    """Every 2019 parameter name of a 2-layer H=32 ERNIE, random values, plus heads."""
-    rng = np.random.default_rng(seed)
-
-    def r(*shape):
-        return rng.standard_normal(shape).astype(np.float32)
-
-    p = {"word_embedding": r(VOCAB, H), "pos_embedding": r(MAX_POS, H),
-         "sent_embedding": r(TYPES, H),
-         "pre_encoder_layer_norm_scale": r(H), "pre_encoder_layer_norm_bias": r(H)}
-    if use_task_id:
-        p["task_embedding"] = r(TASKS, H)
-    for i in range(N_LAYERS):
-        pre = "encoder_layer_%d_" % i
-        for fc in ("query", "key", "value", "output"):
-            p[pre + "multi_head_att_%s_fc.w_0" % fc] = r(H, H)
-            p[pre + "multi_head_att_%s_fc.b_0" % fc] = r(H)
-        p[pre + "ffn_fc_0.w_0"], p[pre + "ffn_fc_0.b_0"] = r(H, 4 * H), r(4 * H)
-        p[pre + "ffn_fc_1.w_0"], p[pre + "ffn_fc_1.b_0"] = r(4 * H, H), r(H)
-        for ln in ("post_att", "post_ffn"):
-            p[pre + ln + "_layer_norm_scale"], p[pre + ln + "_layer_norm_bias"] = r(H), r(H)
-    p["pooled_fc.w_0"], p["pooled_fc.b_0"] = r(H, H), r(H)
-    if "pretraining" in heads:
-        p.update({"mask_lm_trans_fc.w_0": r(H, H), "mask_lm_trans_fc.b_0": r(H),
-                  "mask_lm_trans_layer_norm_scale": r(H), "mask_lm_trans_layer_norm_bias": r(H),
-                  "mask_lm_out_fc.b_0": r(VOCAB),
-                  "next_sent_fc.w_0": r(H, 2), "next_sent_fc.b_0": r(2)})
-    if "cls" in heads:
-        p["_cls_out_w"], p["_cls_out_b"] = r(H, num_labels), r(num_labels)
-    if "ner" in heads:
-        p["cls_seq_label_out_w"], p["cls_seq_label_out_b"] = r(H, num_labels), r(num_labels)
-    if "mrc" in heads:
-        p["cls_mrc_out_w"], p["cls_mrc_out_b"] = r(H, 2), r(2)
-    return p
-
-
-def assert_same(a, b):
-    assert sorted(a) == sorted(b)
-    for k in a:
-        assert a[k].dtype == b[k].dtype, k
-        assert a[k].shape == b[k].shape, k
-        assert np.array_equal(a[k], b[k]), k
 
 
 def paddle_legacy_load(d, out_npz):

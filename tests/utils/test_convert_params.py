@@ -1,20 +1,15 @@
 """python -m utils.convert_params: conversions between the three formats, and one-line errors."""
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from ernie_testkit import REPO, assert_same, ernie_config, ernie_params
 from utils import checkpoint as ckpt
 from utils.convert_params import main
 from utils.errors import run_cli
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_checkpoint import assert_same, ernie_config, ernie_params  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def cli(argv, capsys):

