@@ -614,8 +614,8 @@ def entry_main(name):
     return module.main
 
 
-def run_in_process(name, argv, cwd):
-    """(exit code, stderr) of `run_cli(<name>.main, argv)` run in `cwd`."""
+def run_entry(name, argv, cwd):
+    """(exit code, stdout, stderr) of `run_cli(<name>.main, argv)` run in `cwd`."""
     from utils.errors import run_cli
     err, out = io.StringIO(), io.StringIO()
     old = os.getcwd()
@@ -629,7 +629,13 @@ def run_in_process(name, argv, cwd):
                 code = e.code
     finally:
         os.chdir(old)
-    return code, err.getvalue()
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_in_process(name, argv, cwd):
+    """(exit code, stderr) of `run_cli(<name>.main, argv)` run in `cwd`."""
+    code, _, err = run_entry(name, argv, cwd)
+    return code, err
 
 
 def check_failure(code, stderr, expected_code, names, cwd):

@@ -7,18 +7,15 @@ comprehension checkpoint, which has no pooler (`pooled_fc`, unused by those task
 predicts and evaluates; a label map whose aliases share an id (the 2019 XNLI map has
 "contradictory" and "contradiction" both 0) still trains and predicts.
 """
-import contextlib
-import io
 import json
 import os
 
 import numpy as np
 import pytest
 
-from ernie_testkit import (Env, add_classifier_head, add_sequence_label_head, entry_main,
+from ernie_testkit import (Env, add_classifier_head, add_sequence_label_head,
                            predict_classifier_argv, predict_ner_argv, run_classifier_argv,
-                           run_mrc_argv, run_ner_argv)
-from utils.errors import run_cli
+                           run_entry, run_mrc_argv, run_ner_argv)
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +25,9 @@ def env(tmp_path_factory):
 
 def run(name, argv, cwd):
     """(exit code, stdout lines, stderr lines) of `run_cli(<name>.main, argv)` in `cwd`."""
-    out, err = io.StringIO(), io.StringIO()
     cwd.mkdir(parents=True, exist_ok=True)
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                run_cli(entry_main(name), [str(a) for a in argv])
-                code = 0
-            except SystemExit as e:
-                code = e.code
-    finally:
-        os.chdir(old)
-    return code, out.getvalue().splitlines(), err.getvalue().splitlines()
+    code, out, err = run_entry(name, argv, cwd)
+    return code, out.splitlines(), err.splitlines()
 
 
 def without(*names):
