@@ -282,7 +282,40 @@ PRETRAIN_TEST_LINE = re.compile(  # loss, global ppl, acc, speed
     r"speed: ([\d.]+) steps/s$")
 
 
+# ---- pretraining on the 2019 demo data ---------------------------------------------------------
+
+def write_tiny_pretraining_config(path, hidden=32, layers=2, heads=4):
+    """A tiny ERNIE 1.0 config over the 2019 vocabulary (vocab_size 18000), 160 positions."""
+    Path(path).write_text(json.dumps(dict(
+        attention_probs_dropout_prob=0.1, hidden_act="relu", hidden_dropout_prob=0.1,
+        hidden_size=hidden, initializer_range=0.02, max_position_embeddings=160,
+        num_attention_heads=heads, num_hidden_layers=layers, type_vocab_size=2,
+        vocab_size=18000)))
+    return path
+
+
+def write_demo_filelists(d, valid_lines):
+    """`d/train_filelist` over the shipped demo_train_set.gz, and `d/valid_filelist` over its
+    first `valid_lines` lines of demo_valid_set.gz (`d/valid.gz`)."""
+    d = Path(d)
+    (d / "train_filelist").write_text("%s\t1.1\n" % file_2019("data/demo_train_set.gz"))
+    with gzip.open(file_2019("data/demo_valid_set.gz"), "rt") as f:
+        head = [next(f) for _ in range(valid_lines)]
+    with gzip.open(d / "valid.gz", "wt") as f:
+        f.write("".join(head))
+    (d / "valid_filelist").write_text("valid.gz\t0.0\n")
+
+
 # ---- running entry points and launchers --------------------------------------------------------
+
+def run_ok(cmd, timeout=300):
+    """stdout of `cmd` (items turned into str) run in the repository; the test fails with the
+    end of its stderr unless it exits 0."""
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                         timeout=timeout, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
 
 def run_script(*args, timeout=120):
     """(exit code, stderr lines) of `python <args>` run in the repository, as a user runs it."""

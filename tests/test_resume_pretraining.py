@@ -2,15 +2,13 @@
 ends with the same parameters, optimizer state and train state, bit for bit, as the
 uninterrupted run (dropout on, validation during training). Data: the repository's 2019 demo
 file and vocabulary, a tiny config."""
-import gzip
-import json
 import re
-import subprocess
 import sys
 
 import pytest
 
-from ernie_testkit import REPO, checkpoint_differences, kill_nine_after_checkpoint
+from ernie_testkit import (REPO, checkpoint_differences, kill_nine_after_checkpoint, run_ok,
+                           write_demo_filelists, write_tiny_pretraining_config)
 
 TRAIN_STEP = re.compile(r"^epoch: \d+, progress: \d+/\d+, step: (\d+), ", re.M)
 STEPS = 30
@@ -19,16 +17,8 @@ STEPS = 30
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("pretrain_resume")
-    (d / "train_filelist").write_text("%s\t1.1\n" % (REPO / "data" / "demo_train_set.gz"))
-    with gzip.open(REPO / "data" / "demo_valid_set.gz", "rt") as f:
-        head = [next(f) for _ in range(40)]
-    with gzip.open(d / "valid.gz", "wt") as f:
-        f.write("".join(head))
-    (d / "valid_filelist").write_text("valid.gz\t0.0\n")
-    (d / "ernie_config.json").write_text(json.dumps(dict(
-        attention_probs_dropout_prob=0.1, hidden_act="relu", hidden_dropout_prob=0.1,
-        hidden_size=32, initializer_range=0.02, max_position_embeddings=160,
-        num_attention_heads=4, num_hidden_layers=2, type_vocab_size=2, vocab_size=18000)))
+    write_demo_filelists(d, valid_lines=40)
+    write_tiny_pretraining_config(d / "ernie_config.json")
     return d
 
 
@@ -43,17 +33,10 @@ def command(d, checkpoints, *extra):
         list(extra)
 
 
-def run(cmd):
-    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300,
-                         cwd=REPO)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
-
-
 @pytest.mark.slow
 def test_kill_nine_and_resume_is_bit_exact(setup):
     d = setup
-    run(command(d, d / "full"))
+    run_ok(command(d, d / "full"))
     checkpoints = d / "killed"
     resume = command(d, checkpoints, "--resume", "auto")
     # killed twice: once after its first checkpoint, once after the resumed run saved again
@@ -64,7 +47,7 @@ def test_kill_nine_and_resume_is_bit_exact(setup):
     killed_at = int(second.rsplit("_", 1)[1])
     assert killed_at < STEPS
 
-    out = run(resume)
+    out = run_ok(resume)
     resumed = re.search(r"^Resuming at step (\d+) \(epoch (\d+), batch (\d+) of it\)$", out,
                         re.M)
     assert resumed and int(resumed.group(1)) == killed_at, out[-2000:]

@@ -3,13 +3,12 @@ again inside a later one (whose shuffle the reader must restore), and resumed en
 same parameters, optimizer state and train state, bit for bit, as the uninterrupted run
 (dropout on, validation during training), and evaluates the same."""
 import re
-import subprocess
 import sys
 
 import pytest
 
 from ernie_testkit import (PEOPLE_DAILY, REPO, checkpoint_differences,
-                           kill_nine_after_checkpoint, write_tiny_model)
+                           kill_nine_after_checkpoint, run_ok, write_tiny_model)
 from utils.prepare_data import build_ner
 
 EVAL_LINE = re.compile(r"^\[dev evaluation\] f1: .*, steps: \d+$", re.M)
@@ -38,13 +37,6 @@ def command(d, checkpoints, *extra):
         list(extra)
 
 
-def run(cmd):
-    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300,
-                         cwd=REPO)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
-
-
 def last_step(checkpoints):
     return max(int(p.name[5:]) for p in checkpoints.glob("step_*"))
 
@@ -52,7 +44,7 @@ def last_step(checkpoints):
 @pytest.mark.slow
 def test_kill_nine_and_resume_is_bit_exact(setup):
     d = setup
-    full_out = run(command(d, d / "full"))
+    full_out = run_ok(command(d, d / "full"))
     final = last_step(d / "full")
     checkpoints = d / "killed"
     resume = command(d, checkpoints, "--resume", "auto")
@@ -65,7 +57,7 @@ def test_kill_nine_and_resume_is_bit_exact(setup):
     killed_at = int(second.rsplit("_", 1)[1])
     assert per_epoch < killed_at < final
 
-    out = run(resume)
+    out = run_ok(resume)
     resumed = re.search(r"^Resuming at step (\d+) \(epoch (\d+), batch (\d+) of it\)$", out,
                         re.M)
     assert resumed and int(resumed.group(1)) == killed_at, out[-2000:]

@@ -15,7 +15,7 @@ import train
 from ernie_testkit import PRETRAIN_TEST_LINE as TEST_LINE
 from ernie_testkit import PRETRAIN_TRAIN_LINE as TRAIN_LINE
 from ernie_testkit import PRETRAIN_VALID_LINE as VALID_LINE
-from ernie_testkit import REPO, file_2019
+from ernie_testkit import REPO, write_demo_filelists, write_tiny_pretraining_config
 from utils.checkpoint import read_legacy_dir
 from utils.errors import DataError, UsageError
 
@@ -25,16 +25,8 @@ def setup(tmp_path_factory):
     """A tiny config and file lists of the 2019 demo data: (folder, the folder holding the 2019
     config/vocab.txt and data/, which is the checkout: it ships them)."""
     d = tmp_path_factory.mktemp("pretrain")
-    (d / "train_filelist").write_text("%s\t1.1\n" % file_2019("data/demo_train_set.gz"))
-    with gzip.open(file_2019("data/demo_valid_set.gz"), "rt") as f:
-        head = [next(f) for _ in range(120)]
-    with gzip.open(d / "valid.gz", "wt") as f:
-        f.write("".join(head))
-    (d / "valid_filelist").write_text("valid.gz\t0.0\n")
-    (d / "ernie_config.json").write_text(json.dumps(dict(
-        attention_probs_dropout_prob=0.1, hidden_act="relu", hidden_dropout_prob=0.1,
-        hidden_size=32, initializer_range=0.02, max_position_embeddings=160,
-        num_attention_heads=4, num_hidden_layers=2, type_vocab_size=2, vocab_size=18000)))
+    write_demo_filelists(d, valid_lines=120)
+    write_tiny_pretraining_config(d / "ernie_config.json")
     return d, REPO
 
 
