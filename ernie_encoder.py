@@ -12,6 +12,10 @@ import os
 
 import numpy as np
 
+from utils import paddle_env
+
+paddle_env.apply()  # before Paddle loads: it reads these settings once
+
 from utils.errors import DataError, UsageError, run_cli
 
 from model.ernie import ErnieConfig, ErnieModel
@@ -20,8 +24,9 @@ from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_pretraining_params
 from utils.fileio import atomic_path, check_output_dir
 from utils.inference import Predictor, export, run_in_length_order
-from utils.trainer import (check_against_config, check_files, check_positive,
-                           encoder_input_spec)
+from finetune.runner import check_against_config
+from model.ernie import encoder_input_spec
+from utils.args import check_files, check_positive
 
 
 def build_parser():

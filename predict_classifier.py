@@ -13,6 +13,10 @@ import shutil
 
 import numpy as np
 
+from utils import paddle_env
+
+paddle_env.apply()  # before Paddle loads: it reads these settings once
+
 from utils.errors import DataError, UsageError, run_cli
 
 from finetune.classifier import ClassifierPredictor, ErnieClassifier
@@ -22,8 +26,9 @@ from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_checkpoint
 from utils.fileio import atomic_write_text, check_output_dir, check_output_file
 from utils.inference import Predictor, export, run_in_length_order
-from utils.trainer import (check_against_config, check_files, check_positive,
-                           encoder_input_spec)
+from finetune.runner import check_against_config
+from model.ernie import encoder_input_spec
+from utils.args import check_files, check_positive
 
 
 def build_parser():

@@ -18,6 +18,10 @@ The checkpoint is exported once to <save_inference_model_path>/<name>_inference_
 import os
 import shutil
 
+from utils import paddle_env
+
+paddle_env.apply()  # before Paddle loads: it reads these settings once
+
 from utils.errors import DataError, UsageError, run_cli
 
 from finetune.sequence_label import (ErnieSequenceLabeler, SequenceLabelPredictor,
@@ -28,8 +32,9 @@ from utils.args import ArgumentGroup, ArgumentParser, print_arguments
 from utils.checkpoint import init_checkpoint
 from utils.fileio import check_output_dir, check_output_file
 from utils.inference import Predictor, export
-from utils.trainer import (check_against_config, check_files, check_positive,
-                           encoder_input_spec)
+from finetune.runner import check_against_config
+from model.ernie import encoder_input_spec
+from utils.args import check_files, check_positive
 
 
 def build_parser():

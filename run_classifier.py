@@ -7,21 +7,25 @@
 import os
 import time
 
+from utils import paddle_env
+
+paddle_env.apply()  # before Paddle loads: it reads these settings once
+
 from utils.errors import DataError, UsageError, run_cli
 
 from finetune import classifier
 from finetune.metrics import METRIC_CHOICES
-from model.ernie import ErnieConfig
+from model.ernie import ErnieConfig, encoder_input_spec
 from reader.task_reader import ClassifyReader, check_label_map_ids
 from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.fileio import check_output_file
 from utils.finetune_args import build_parser
 from utils.progress import progress
-from utils.trainer import (Runtime, check_against_config, check_finetune_args,
-                           check_finetune_outputs, compile_model,
-                           init_model_params, prepare_training, print_ce_kpis, resolve_resume,
-                           set_seed, test_outputs, train_loop)
+from finetune.runner import (check_against_config, check_finetune_args, check_finetune_outputs, prepare_training, test_outputs)
+from utils.checkpoint import init_model_params, resolve_resume
+from utils.loop import print_ce_kpis, train_loop
+from utils.runtime import Runtime, compile_model, set_seed
 
 
 def check_args(args):
@@ -88,7 +92,7 @@ def main(argv):
 
     model = classifier.ErnieClassifier(config, args.num_labels, args.is_regression)
     init_model_params(model, args, training=args.do_train)
-    forward = compile_model(model, config, args.to_static)
+    forward = compile_model(model, args.to_static, encoder_input_spec(config))
     predict_batch_size = args.predict_batch_size or args.batch_size
     state = {"epoch": 0, "steps": 0}
 

@@ -18,18 +18,23 @@ nothing written.
 """
 import time
 
+from utils import paddle_env
+
+paddle_env.apply()  # before Paddle loads: it reads these settings once
+
 from utils.errors import UsageError, run_cli
 
 from finetune import mrc
-from model.ernie import ErnieConfig
+from model.ernie import ErnieConfig, encoder_input_spec
 from reader.mrc import MRCReader
 from utils.amp import amp_from_args
 from utils.args import print_arguments
 from utils.fileio import check_output_dir
 from utils.finetune_args import build_parser
-from utils.trainer import (Runtime, check_against_config, check_finetune_args, compile_model,
-                           init_model_params, prepare_training, print_ce_kpis, resolve_resume,
-                           set_seed, train_loop)
+from finetune.runner import check_against_config, check_finetune_args, prepare_training
+from utils.checkpoint import init_model_params, resolve_resume
+from utils.loop import print_ce_kpis, train_loop
+from utils.runtime import Runtime, compile_model, set_seed
 
 
 def check_args(args):
@@ -76,7 +81,7 @@ def main(argv):
 
     model = mrc.ErnieMRC(config)
     init_model_params(model, args, training=args.do_train)
-    forward = compile_model(model, config, args.to_static)
+    forward = compile_model(model, args.to_static, encoder_input_spec(config))
     predict_batch_size = args.predict_batch_size or args.batch_size
 
     def evaluate(kind, path, phase):

@@ -22,6 +22,10 @@ import time
 
 import numpy as np
 
+from utils import paddle_env
+
+paddle_env.apply()  # before Paddle loads: it reads these settings once
+
 from utils.errors import DataError, UsageError, run_cli
 
 import paddle
@@ -36,10 +40,11 @@ from utils.checkpoint import init_checkpoint
 from utils.fileio import check_output_dir
 from utils.optimization import make_optimizer
 from utils.pretrain_args import build_parser
-from utils.trainer import (Runtime, check_files, check_learning_rate, check_positive,
-                           check_checkpoint_folder, check_resumed_run, check_seed,
-                           compile_model, encoder_input_spec, resolve_resume,
-                           restore_training, set_seed, train_loop)
+from model.ernie import encoder_input_spec
+from utils.args import check_files, check_learning_rate, check_positive, check_seed
+from utils.checkpoint import (check_checkpoint_folder, check_resumed_run, resolve_resume, restore_training)
+from utils.loop import train_loop
+from utils.runtime import Runtime, compile_model, set_seed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,7 +245,7 @@ def train(args, config, runtime):
         valid_reader = make_reader(args, config, args.valid_filelist, True)
         valid_reader.check_usable("--valid_filelist")
     model = build_model(args, config)
-    forward = compile_model(model, config, args.to_static, pretraining_input_spec(config))
+    forward = compile_model(model, args.to_static, pretraining_input_spec(config))
     train_forward = runtime.wrap(forward)
     optimizer, lr = make_optimizer(model.parameters(), args.learning_rate, args.warmup_steps,
                                    args.num_train_steps, args.weight_decay, args.lr_scheduler)
@@ -331,7 +336,7 @@ def test(args, config, runtime):
     check_config(args, config, reader.vocab_size)
     reader.check_usable("--test_filelist")
     model = build_model(args, config)
-    forward = compile_model(model, config, args.to_static, pretraining_input_spec(config))
+    forward = compile_model(model, args.to_static, pretraining_input_spec(config))
     loss, gppl, _, acc, n, secs = evaluate(model, forward, reader.data_generator()(), config,
                                            skip_steps=args.skip_steps)
     print("[test_set] loss: %f, global ppl: %f, next_sent_acc: %f, speed: %f steps/s"

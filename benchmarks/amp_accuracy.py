@@ -1,6 +1,6 @@
 """fp32 against bf16 (--use_bf16 true) fine-tuning: dev and test accuracy, training speed.
 
-    python -m utils.prepare_data sentiment --output_dir /tmp/ampdata
+    python -m tools.prepare_data sentiment --output_dir /tmp/ampdata
     python benchmarks/amp_accuracy.py --data_dir /tmp/ampdata --work_dir /tmp/ampbench
 
 run_classifier.py trains a small randomly initialised model (hidden 128, 2 layers, 4 heads,
@@ -107,7 +107,7 @@ def main(argv=None):
     data = os.path.join(args.data_dir, "chnsenticorp")
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
         if not os.path.isfile(os.path.join(data, name)):
-            raise UsageError("%s: no such file (run `python -m utils.prepare_data sentiment "
+            raise UsageError("%s: no such file (run `python -m tools.prepare_data sentiment "
                              "--output_dir %s`)" % (os.path.join(data, name), args.data_dir))
     os.makedirs(args.work_dir, exist_ok=True)
     model_dir = os.path.join(args.work_dir, "model")

@@ -26,15 +26,15 @@ OUT=$(cd "$OUT" && pwd)
 DATA=$OUT/task_data
 
 if [ ! -f "$OUT/.done_data" ]; then
-    "$PYTHON" -m utils.prepare_data sentiment --output_dir "$DATA"
-    "$PYTHON" -m utils.prepare_data ner --output_dir "$DATA"
+    "$PYTHON" -m tools.prepare_data sentiment --output_dir "$DATA"
+    "$PYTHON" -m tools.prepare_data ner --output_dir "$DATA"
     tail -n +2 "$DATA/chnsenticorp/train.tsv" | cut -f2 > "$OUT/reviews.txt"
     mkdir -p "$OUT/vocab"
     # one vocabulary for all three models: People's Daily and the training reviews
-    "$PYTHON" -m utils.pretrain_data vocab --output "$OUT/vocab/vocab.txt" --people_daily \
+    "$PYTHON" -m tools.pretrain_data vocab --output "$OUT/vocab/vocab.txt" --people_daily \
         --input "$OUT/reviews.txt" --min_count 3
     # the NER dev and test sentences stay out of the pretraining text
-    "$PYTHON" -m utils.pretrain_data people_daily --output_dir "$OUT/people_daily" \
+    "$PYTHON" -m tools.pretrain_data people_daily --output_dir "$OUT/people_daily" \
         --vocab_path "$OUT/vocab/vocab.txt" --max_seq_len 128 \
         --exclude_sentences "$DATA/msra_ner/dev.tsv" "$DATA/msra_ner/test.tsv"
     touch "$OUT/.done_data"

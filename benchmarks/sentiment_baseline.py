@@ -2,7 +2,7 @@
 
     python benchmarks/sentiment_baseline.py --data_dir DIR
 
-``DIR/chnsenticorp/{train,dev,test}.tsv`` as written by ``python -m utils.prepare_data sentiment``.
+``DIR/chnsenticorp/{train,dev,test}.tsv`` as written by ``python -m tools.prepare_data sentiment``.
 C is chosen on dev accuracy (ties -> the smaller C); the last line printed is
 ``baseline char-ngram logistic regression: dev acc 0.xxxx, test acc 0.xxxx``.
 """
@@ -21,7 +21,7 @@ C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
 def read_tsv(path):
     """(labels, texts) from a `label<TAB>text_a` file with a header line."""
     if not os.path.isfile(path):
-        raise UsageError("%s: no such file (run `python -m utils.prepare_data sentiment`)" % path)
+        raise UsageError("%s: no such file (run `python -m tools.prepare_data sentiment`)" % path)
     rows = task_reader.read_tsv(path, required=("label", "text_a"))
     for lineno, row in rows:
         if row["label"] not in ("0", "1"):

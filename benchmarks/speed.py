@@ -27,7 +27,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-import utils  # noqa: E402,F401  (sets Paddle's environment before it loads)
+from utils import paddle_env  # noqa: E402
+
+paddle_env.apply()  # before Paddle loads: it reads these settings once
+
 import paddle  # noqa: E402
 
 from finetune.classifier import ClassifierPredictor, ErnieClassifier, loss_and_stats  # noqa
@@ -35,7 +38,8 @@ from model.ernie import ErnieConfig, ErnieModel  # noqa: E402
 from utils.checkpoint import model_params, save_params  # noqa: E402
 from utils.inference import Predictor, export  # noqa: E402
 from utils.optimization import make_optimizer  # noqa: E402
-from utils.trainer import compile_model, encoder_input_spec, set_cpu_threads  # noqa: E402
+from model.ernie import encoder_input_spec
+from utils.runtime import compile_model, set_cpu_threads  # noqa: E402
 
 SHAPES = {
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4),
@@ -97,7 +101,7 @@ def paddle_side(cfg, batches, warmup, threads, workdir):
     paddle.set_device("cpu")
     set_cpu_threads(threads)
     model = ErnieClassifier(cfg, 2)
-    forward = compile_model(model, cfg, True)
+    forward = compile_model(model, True, encoder_input_spec(cfg))
     optimizer, lr = make_optimizer(model.parameters(), 5e-5, 0, 1000, 0.01)
 
     def train_step(batch):

@@ -15,15 +15,10 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from finetune.metrics import classification_metrics, format_eval_line
-from model.ernie import ErnieModel, encoder_input_names, truncated_normal
+from model.ernie import ErnieModel, encoder_feed, truncated_normal
 from model.transformer_encoder import dropout
 from utils.fileio import atomic_write_text
 
-
-
-def encoder_feed(model, batch):
-    """The model's positional inputs, as tensors, from a reader batch."""
-    return [paddle.to_tensor(batch[name]) for name in encoder_input_names(model.ernie.cfg)]
 
 
 class ErnieClassifier(nn.Layer):
@@ -61,7 +56,7 @@ class ClassifierPredictor(nn.Layer):
 
 def loss_and_stats(model, forward, batch):
     """Mean loss over the batch, plus the running statistics that the train log prints."""
-    logits = forward(*encoder_feed(model, batch))
+    logits = forward(*encoder_feed(model.ernie.cfg, batch))
     if model.is_regression:
         labels = paddle.to_tensor(batch["labels"]).reshape([-1, 1])
         return F.square_error_cost(logits, labels).mean(), {}
@@ -78,7 +73,7 @@ def run_inference(model, forward, batches):
     outputs, labels, qids, loss_sum = [], [], [], 0.0
     with paddle.no_grad():
         for batch in batches:
-            logits = forward(*encoder_feed(model, batch))
+            logits = forward(*encoder_feed(model.ernie.cfg, batch))
             outputs.append(model.outputs(logits).numpy())
             qids.extend(batch["qids"])
             if "labels" in batch:

@@ -27,7 +27,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from model.ernie import ErnieModel, encoder_input_names, truncated_normal
+from model.ernie import ErnieModel, encoder_feed, truncated_normal
 from model.transformer_encoder import dropout
 from tokenization import BasicTokenizer
 from utils import cmrc2018_eval, squad_eval
@@ -35,10 +35,6 @@ from utils.errors import DataError
 from utils.fileio import atomic_write_text
 
 RawResult = collections.namedtuple("RawResult", "unique_id start_logits end_logits")
-
-
-def encoder_feed(model, batch):
-    return [paddle.to_tensor(batch[name]) for name in encoder_input_names(model.ernie.cfg)]
 
 
 class ErnieMRC(nn.Layer):
@@ -81,7 +77,7 @@ def pad_to_common_length(batch, pad_id, num_trainers=1):
 
 def loss_and_stats(model, forward, batch):
     """(CE(start) + CE(end)) / 2, each the mean over the batch; no extra statistics."""
-    start_logits, end_logits = forward(*encoder_feed(model, batch))
+    start_logits, end_logits = forward(*encoder_feed(model.ernie.cfg, batch))
     start = F.cross_entropy(start_logits, paddle.to_tensor(batch["start_positions"]))
     end = F.cross_entropy(end_logits, paddle.to_tensor(batch["end_positions"]))
     return (start + end) / 2.0, {}
@@ -93,7 +89,7 @@ def predict(model, forward, batches):
     results = []
     with paddle.no_grad():
         for batch in batches:
-            start_logits, end_logits = forward(*encoder_feed(model, batch))
+            start_logits, end_logits = forward(*encoder_feed(model.ernie.cfg, batch))
             start_logits, end_logits = start_logits.numpy(), end_logits.numpy()
             lengths = batch["input_mask"].sum(axis=1).astype("int64")
             for i, uid in enumerate(batch["unique_ids"]):

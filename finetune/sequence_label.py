@@ -32,9 +32,9 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from finetune.classifier import encoder_feed
+
 from finetune.metrics import chunk_counts, chunk_f1, format_chunk_line
-from model.ernie import ErnieModel, encoder_input_names, truncated_normal
+from model.ernie import ErnieModel, encoder_feed, encoder_input_names, truncated_normal
 from model.transformer_encoder import dropout
 from reader.task_reader import best_window_of_pieces
 from utils.fileio import atomic_write_text
@@ -100,7 +100,7 @@ def loss_and_stats(model, forward, batch, id2label, scheme, num_trainers=1):
     """Loss over the real tokens of the batch (of all trainers' batches: masked_loss), plus its
     chunk counts (num_label, num_infer, num_correct): summed over the log window, they give
     the train line's f1 / p / r."""
-    logits = forward(*encoder_feed(model, batch))
+    logits = forward(*encoder_feed(model.ernie.cfg, batch))
     loss = masked_loss(logits, paddle.to_tensor(batch["labels"]),
                        paddle.to_tensor(batch["label_mask"]), num_trainers)
     preds = paddle.argmax(logits, axis=-1).numpy()

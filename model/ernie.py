@@ -12,6 +12,7 @@ import json
 
 import paddle
 import paddle.nn as nn
+from paddle.static import InputSpec
 
 from model.transformer_encoder import (TransformerEncoder, activation, dropout,
                                        named_layer_norm, named_linear)
@@ -142,6 +143,29 @@ def encoder_input_names(cfg):
     """The inputs a model built from `cfg` takes, in order (task ids only when it uses them)."""
     names = ("src_ids", "sent_ids", "pos_ids", "input_mask")
     return names + ("task_ids",) if cfg.use_task_id else names
+
+
+def input_spec(names):
+    """The static-graph signature of model inputs named as the readers name them: [B, L] with
+    both dimensions dynamic (so one program serves every batch), except the flat mask_pos [M];
+    input_mask is float32, everything else int64."""
+    return [InputSpec([None] if n == "mask_pos" else [None, None],
+                      "float32" if n == "input_mask" else "int64", name=n) for n in names]
+
+
+def encoder_input_spec(cfg, extra=()):
+    """input_spec of the encoder's inputs, then the `extra` names."""
+    return input_spec(encoder_input_names(cfg) + tuple(extra))
+
+
+def feed(batch, names):
+    """The tensors of a reader batch (a dict of numpy arrays) in the order of `names`."""
+    return [paddle.to_tensor(batch[n]) for n in names]
+
+
+def encoder_feed(cfg, batch):
+    """The encoder's inputs from a reader batch, in encoder_input_spec's order."""
+    return feed(batch, encoder_input_names(cfg))
 
 
 def truncated_normal(cfg):

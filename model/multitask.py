@@ -335,7 +335,8 @@ def task_loss(task, logits, batch):
 
 def make_task_reader(task, args, cfg, runtime, tokenizer_cache, document_cache):
     """A function returning a fresh batch generator for `task` (called again when it ends)."""
-    from reader.pretraining import DocumentTaskReader, ErnieDataReader, read_documents
+    from reader.documents import DocumentTaskReader, read_documents
+    from reader.pretraining import ErnieDataReader
     from reader.task_reader import ClassifyReader
     from tokenization import FullTokenizer
     batch_size = task.batch_size or args.batch_size
@@ -442,8 +443,8 @@ def train_multitask(args, cfg, runtime):
     from reader.batching import decode_rng_state, encode_rng_state
     from utils.checkpoint import MANIFEST_FILE, init_checkpoint, save_checkpoint
     from utils.optimization import make_optimizer
-    from utils.trainer import (check_checkpoint_folder, check_resumed_run, restore_training,
-                               train_loop)
+    from utils.checkpoint import check_checkpoint_folder, check_resumed_run, restore_training
+    from utils.loop import train_loop
     from train import check_config, synchronized
     from utils.amp import amp_from_args
     from tokenization import load_vocab

@@ -56,7 +56,7 @@ TASK_DATA="$OUT/task_data"
 MODEL="$OUT/model"
 
 build_task_data() {
-    "$PYTHON" -m utils.prepare_data all --output_dir "$TASK_DATA"
+    "$PYTHON" -m tools.prepare_data all --output_dir "$TASK_DATA"
     if [ "$NER_TRAIN" -gt 0 ]; then  # the small demo trains NER on part of its training set
         mv "$TASK_DATA/msra_ner/train.tsv" "$TASK_DATA/msra_ner/train_full.tsv"
         head -n $((NER_TRAIN + 1)) "$TASK_DATA/msra_ner/train_full.tsv" > "$TASK_DATA/msra_ner/train.tsv"
@@ -67,13 +67,13 @@ build_task_data() {
 
 build_pretraining_data() {
     mkdir -p "$MODEL"
-    "$PYTHON" -m utils.pretrain_data vocab --output "$MODEL/vocab.txt" --people_daily \
+    "$PYTHON" -m tools.pretrain_data vocab --output "$MODEL/vocab.txt" --people_daily \
         --input "$OUT/reviews.txt" --min_count 3
     # the NER dev and test sentences stay out of the pretraining text
-    "$PYTHON" -m utils.pretrain_data people_daily --output_dir "$OUT/pretrain/people_daily" \
+    "$PYTHON" -m tools.pretrain_data people_daily --output_dir "$OUT/pretrain/people_daily" \
         --vocab_path "$MODEL/vocab.txt" --max_seq_len 128 \
         --exclude_sentences "$TASK_DATA/msra_ner/dev.tsv" "$TASK_DATA/msra_ner/test.tsv"
-    "$PYTHON" -m utils.pretrain_data text --input "$OUT/reviews.txt" \
+    "$PYTHON" -m tools.pretrain_data text --input "$OUT/reviews.txt" \
         --output_dir "$OUT/pretrain/reviews" --vocab_path "$MODEL/vocab.txt" --max_seq_len 128
     for part in train valid; do
         corpora="people_daily reviews"
@@ -149,4 +149,4 @@ stage pretrain pretrain
 stage sentiment finetune_sentiment
 stage ner finetune_ner
 stage predict_embed predict_and_embed
-"$PYTHON" -m utils.demo_report --demo_dir "$OUT"
+"$PYTHON" -m tools.demo_report --demo_dir "$OUT"

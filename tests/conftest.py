@@ -2,6 +2,8 @@
 and constants (the repository, the 2019 files: ernie_testkit.file_2019) are in ernie_testkit."""
 import warnings
 
-import utils  # noqa: F401  (quiet Paddle logging, set before Paddle loads)
+from utils import paddle_env
+
+paddle_env.apply()  # the entry points' settings, before Paddle loads
 
 warnings.filterwarnings("ignore", message="No ccache found")

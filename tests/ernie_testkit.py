@@ -639,9 +639,9 @@ def truncate_file(path, keep=40):
 
 def entry_main(name):
     if name == "convert_params":
-        from utils import convert_params as module
+        from tools import convert_params as module
     elif name == "prepare_data":
-        from utils import prepare_data as module
+        from tools import prepare_data as module
     else:
         module = __import__(name)
     return module.main

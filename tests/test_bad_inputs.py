@@ -546,8 +546,8 @@ def test_valid_inputs_pass_the_checks(env, tmp_path):
 SUBPROCESS_CASES = {
     "bad_boolean": ["run_classifier.py"],
     "filelist_missing_data_file": ["train.py"],
-    "truncated_param_file_convert": ["-m", "utils.convert_params"],
-    "prepare_unknown_task": ["-m", "utils.prepare_data"],
+    "truncated_param_file_convert": ["-m", "tools.convert_params"],
+    "prepare_unknown_task": ["-m", "tools.prepare_data"],
     "missing_init_checkpoint_predict": ["predict_classifier.py"],
     "ner_unknown_label": ["run_sequence_labeling.py"],
 }

@@ -13,7 +13,7 @@ from ernie_testkit import (REPO, checkpoint_differences, kill_nine_after_checkpo
                            write_tiny_model)
 from utils.checkpoint import read_legacy_dir
 from utils.errors import run_cli
-from utils.prepare_data import build_mrc
+from tools.prepare_data import build_mrc
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def test_command_line_stops_before_training(env, tmp_path):
 # pretrain_data (not an entry of test_bad_inputs.CASES)
 
 def run_pretrain_data(argv, cwd):
-    from utils import pretrain_data
+    from tools import pretrain_data
     import contextlib
     import io
     err = io.StringIO()

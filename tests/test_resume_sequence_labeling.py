@@ -9,7 +9,7 @@ import pytest
 
 from ernie_testkit import (PEOPLE_DAILY, REPO, checkpoint_differences,
                            kill_nine_after_checkpoint, run_ok, write_tiny_model)
-from utils.prepare_data import build_ner
+from tools.prepare_data import build_ner
 
 EVAL_LINE = re.compile(r"^\[dev evaluation\] f1: .*, steps: \d+$", re.M)
 

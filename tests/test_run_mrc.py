@@ -19,7 +19,7 @@ from ernie_testkit import REPO, SQUAD_FIXTURE, squad_by_torchmetrics, write_tiny
 from tokenization import BasicTokenizer
 from utils import cmrc2018_eval
 from utils.errors import run_cli
-from utils.prepare_data import build_mrc
+from tools.prepare_data import build_mrc
 
 
 def run(argv):

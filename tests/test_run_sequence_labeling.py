@@ -17,7 +17,7 @@ from ernie_testkit import NER_EVAL_LINE as EVAL_LINE
 from ernie_testkit import NER_TRAIN_LINE as TRAIN_LINE
 from ernie_testkit import PEOPLE_DAILY, SX, run_script, write_tiny_model
 from utils import errors
-from utils.prepare_data import build_ner
+from tools.prepare_data import build_ner
 
 MAX_SEQ_LEN = 32
 

@@ -1,5 +1,7 @@
 """Command-line flags the 2019 way: grouped by purpose, booleans take an explicit value."""
 import argparse
+import math
+import os
 import re
 
 from utils.errors import UsageError
@@ -54,8 +56,38 @@ def print_arguments(args):
     print("-" * 48)
 
 
-def require(args, *names):
-    """Fail with a usage error naming the first of `names` that is unset."""
+MAX_SEED = 2 ** 32 - 1     # numpy's (and so the readers') seeds are unsigned 32-bit
+
+
+def check_positive(args, *names):
+    """Each named flag that is set must be a positive number (NaN is not)."""
     for name in names:
-        if getattr(args, name, None) in (None, ""):
-            raise UsageError("--%s is required" % name)
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UsageError("--%s must be positive, got %s" % (name, value))
+
+
+def check_learning_rate(args):
+    """--learning_rate must be a positive finite number (a NaN rate would only show later,
+    as a NaN loss; a negative one climbs the loss)."""
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        raise UsageError("--learning_rate must be a positive finite number, got %s"
+                         % args.learning_rate)
+
+
+def check_seed(args):
+    """--random_seed, when given, must be in 0..2**32-1 (what numpy and Paddle accept)."""
+    seed = getattr(args, "random_seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UsageError("--random_seed must be an integer in 0..%d, got %s" % (MAX_SEED, seed))
+
+
+def check_files(args, *names):
+    """Each named flag that is set must point at an existing path (comma lists allowed)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if not value:
+            continue
+        for path in str(value).split(","):
+            if not os.path.exists(path):
+                raise UsageError("--%s: %s does not exist" % (name, path))

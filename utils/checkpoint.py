@@ -1339,3 +1339,212 @@ def latest_checkpoint(directory):
         except DataError as e:
             print("WARNING: skipping %s" % e)
     return None
+
+
+# Starting and continuing runs: --init_checkpoint, --init_pretraining_params, --resume auto
+
+def init_model_params(model, args, training):
+    """--init_checkpoint (everything present) wins over --init_pretraining_params (encoder
+    only); evaluation-only runs need a checkpoint, as in 2019, and take every parameter of the
+    model from it, the task head included (a missing one is an error, not a random head);
+    training from a checkpoint without the head initialises the head afresh and says so."""
+    if args.init_checkpoint and args.init_pretraining_params:
+        print("WARNING: args 'init_checkpoint' and 'init_pretraining_params' both are set! "
+              "Only arg 'init_checkpoint' is made valid.")
+    if args.init_checkpoint:
+        init_checkpoint(model, args.init_checkpoint, training=bool(training))
+    elif args.init_pretraining_params and training:
+        init_pretraining_params(model, args.init_pretraining_params)
+    elif not training:
+        raise UsageError("--init_checkpoint is required when only evaluating or predicting")
+
+
+def resolve_resume(args):
+    """--resume auto: continue from the latest complete checkpoint in --checkpoints (it
+    becomes --init_checkpoint); without one the run starts from the beginning."""
+    if not getattr(args, "resume", None):
+        return
+    if args.resume != "auto":
+        raise UsageError("--resume takes the value 'auto', got %r" % args.resume)
+    path = latest_checkpoint(args.checkpoints)
+    if path is None:
+        print("--resume auto: no complete checkpoint in %s, starting from the beginning"
+              % args.checkpoints)
+        return
+    print("--resume auto: continuing from %s" % path)
+    args.init_checkpoint = args.resumed_from = path
+
+
+# Keys of a run identity that checkpoints written before this toolkit recorded them lack:
+# such a checkpoint is compared on the keys it has.
+RECORDED_LATER = frozenset(("shuffle", "random_seed", "in_tokens", "max_seq_len",
+                            "lr_scheduler", "weight_decay", "learning_rate", "num_train_steps",
+                            "warmup_steps"))
+
+
+_IDENTITY_LABELS = {"num_examples": "train examples", "num_trainers": "trainers"}
+
+
+def identity_differences(state, identity):
+    """'--epoch 2 -> 3, ...': each entry of this run's `identity` that the train state of a
+    checkpoint records with another value ('' if none)."""
+    def show(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return "unset" if value is None else str(value)
+    diffs = []
+    for key, new in identity.items():
+        if key not in state and key in RECORDED_LATER:
+            continue
+        old = state.get(key)
+        if key not in state or old != new:
+            diffs.append("%s %s -> %s" % (_IDENTITY_LABELS.get(key, "--" + key),
+                                          show(old) if key in state else "(none)", show(new)))
+    return ", ".join(diffs)
+
+
+def _saved_train_state(path):
+    """The train_state.json of a checkpoint of ours, or None."""
+    try:
+        with open(os.path.join(path, TRAIN_STATE_FILE), encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def check_resumed_run(args, identity):
+    """--resume auto continues the run in --checkpoints only with the flags it was started
+    with: a latest checkpoint of another run identity (batch stream, learning-rate plan) is
+    refused, naming what differs. (An explicit --init_checkpoint of another run starts a new
+    run from its parameters: restore_training.)"""
+    path = getattr(args, "resumed_from", None)
+    if not path or path != args.init_checkpoint:
+        return
+    state = _saved_train_state(path)
+    diffs = identity_differences(state, identity) if state else ""
+    if diffs:
+        raise UsageError(
+            "--resume auto: %s belongs to another run (%s); rerun with the old values to "
+            "continue it, or give a new --checkpoints folder to start a new run (add "
+            "--init_checkpoint %s to start from its parameters)" % (path, diffs, path))
+
+
+def check_checkpoint_folder(args, identity, start_step):
+    """Two runs never share a --checkpoints folder: a run refuses to start when the folder
+    holds a checkpoint of another run identity past `start_step` (this run would write over
+    it, or a later --resume auto would take it for this run's latest). 2019 `step_N`
+    folders and checkpoints of the same run identity are written over, as in 2019."""
+    directory = args.checkpoints
+    if not directory or not os.path.isdir(directory):
+        return
+    _recover_leftovers(directory)
+    others = []
+    for name in os.listdir(directory):
+        match = re.fullmatch(r"step_(\d+)", name)
+        path = os.path.join(directory, name)
+        if not match or int(match.group(1)) <= start_step or \
+                not os.path.isfile(os.path.join(path, MANIFEST_FILE)):
+            continue
+        state = _saved_train_state(path)
+        diffs = identity_differences(state, identity) if state else ""
+        if diffs:
+            others.append((int(match.group(1)), name, diffs))
+    if others:
+        _, name, diffs = max(others)
+        raise UsageError(
+            "--checkpoints %s holds %d checkpoint%s of another run (%s: %s); to continue that "
+            "run, rerun it with its values and --resume auto; to start this one, give a new "
+            "--checkpoints folder or delete those step_N folders"
+            % (directory, len(others), "s" if len(others) > 1 else "", name, diffs))
+
+
+def restore_training(path, optimizer, lr, run_identity):
+    """After init_checkpoint(model, path): bring back the optimizer state (moments, LR
+    schedule position) and Paddle's random state, and return the saved train state (step,
+    data position) when `path` was written by a run over the same data (`run_identity`
+    equal: identity_differences); otherwise only the parameters are taken, the differing
+    flags are named and None is returned. A 2019 `step_N`
+    (no manifest) brings its optimizer state through restore_2019_optimizer. `lr` is this
+    run's schedule (or constant rate) from make_optimizer."""
+    import paddle
+    state, optimizer_state, rng_state = read_training_state(path)
+    if not state:
+        return restore_2019_optimizer(path, optimizer, lr)
+    diffs = identity_differences(state, run_identity)
+    if diffs:
+        print("%s was written by another run (%s); starting a new run from its parameters"
+              % (path, diffs))
+        return None
+    if optimizer_state is not None:
+        if isinstance(lr, paddle.optimizer.lr.LRScheduler) and "LR_Scheduler" not in optimizer_state:
+            # written with a constant rate (no warmup): this run's schedule starts at the step
+            lr.step(state["step"])
+            optimizer_state = dict(optimizer_state, LR_Scheduler=lr.state_dict())
+        optimizer.set_state_dict(optimizer_state)
+    if rng_state is not None:
+        paddle.set_rng_state(rng_state)
+    position = state["data_position"]
+    if "stage" in position:     # a multi-task run (model/multitask.py)
+        print("Resuming at step %d (stage %d, step %d of it)"
+              % (state["step"], position["stage"], position["stage_step"]))
+    else:
+        print("Resuming at step %d (epoch %d, batch %d of it)"
+              % (state["step"], position["epoch"], position["batch"]))
+    return state
+
+
+def restore_2019_optimizer(path, optimizer, lr):
+    """A 2019 checkpoint (fluid.io.save_persistables) holds the Adam moments and beta powers
+    of each parameter and @LR_DECAY_COUNTER@, and 2019's init_checkpoint loaded them all: put
+    them into `optimizer` and `lr`. The step count continues from the counter (so the run
+    stops at the same total steps), the data from its beginning (2019 saved no position).
+    Returns the train state {"step", "data_position": None}, or None if `path` holds no
+    optimizer state. Parameters without state start afresh; a wrong shape is an error."""
+    import paddle
+    saved = read_legacy_optimizer_state(path)
+    counter = saved.get(LR_COUNTER)
+    state, found, missing, used = {}, 0, [], set()
+    for p in optimizer._parameter_list:
+        # every accumulator needs a value once any is given: fresh ones as Paddle makes them
+        fresh = [np.zeros(p.shape, "float32"), np.zeros(p.shape, "float32"),
+                 np.array([optimizer._beta1], "float32"), np.array([optimizer._beta2], "float32")]
+        keys = ["%s_%s_0" % (p.name, slot) for slot in ADAM_SLOTS]
+        complete = all(k in saved for k in keys)
+        for key, value in zip(keys, fresh):
+            if complete:
+                if saved[key].shape != value.shape:
+                    raise DataError("%s: %s has shape %s, expected %s" % (
+                        path, key, list(saved[key].shape), list(value.shape)))
+                value = saved[key].astype("float32")
+                used.add(key)
+            state[key] = value
+        found += complete
+        if not complete:
+            missing.append(p.name)
+    if not found and counter is None:
+        return None
+    line = "2019 optimizer state in %s: moments and beta powers of %d parameters" % (path, found)
+    steps = 0
+    if counter is not None:
+        value = int(counter.reshape(-1)[0]) if counter.size == 1 else -1
+        steps = value + counter_lead(lr)
+        if counter.size != 1 or steps < 0:
+            raise DataError("%s: %s holds %s, not a step count"
+                            % (path, LR_COUNTER, counter.tolist()))
+        line += ", learning-rate step %d" % value
+    if isinstance(lr, paddle.optimizer.lr.LRScheduler):
+        lr.step(steps)  # last_epoch = steps done: the next update uses the rate of the next step
+        state["LR_Scheduler"] = lr.state_dict()
+    optimizer.set_state_dict(state)
+    if missing:
+        line += "; none for %d parameters (they start afresh): %s" % (len(missing),
+                                                                      _name_list(missing))
+    if counter is None:
+        line += "; no %s: the learning rate and step count start from 0" % LR_COUNTER
+    unused = [k for k in saved if k not in used and k != LR_COUNTER]
+    if unused:
+        line += "; not used: %s" % _name_list(unused)
+    print(line + "; continuing after step %d with the data from its beginning (2019 saved no "
+          "data position)" % steps)
+    return {"step": steps, "data_position": None}

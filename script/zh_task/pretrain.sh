@@ -11,7 +11,7 @@
 #   CHECKPOINTS        where step_N checkpoints go (default ./checkpoints)
 #   CUDA_VISIBLE_DEVICES  cards (default 0,...,7 as in 2019; those present are used, no card
 #                      -> CPU, ERNIE_CPU_PROCS processes: see script/common.sh)
-# Build data and a vocabulary with `python -m utils.pretrain_data people_daily|text ...`.
+# Build data and a vocabulary with `python -m tools.pretrain_data people_daily|text ...`.
 # Extra flags are passed on to train.py and win over the ones below, e.g.
 #   sh script/zh_task/pretrain.sh --num_train_steps 1000 --multitask_config FILE
 set -eu
@@ -27,7 +27,7 @@ for pair in "TRAIN_FILELIST:$TRAIN_FILELIST" "VOCAB_PATH:$VOCAB_PATH" \
     name=${pair%%:*}
     path=${pair#*:}
     if [ -n "$path" ] && [ ! -e "$path" ]; then
-        echo "error: $path not found (set $name; python -m utils.pretrain_data builds data and a vocabulary)" >&2
+        echo "error: $path not found (set $name; python -m tools.pretrain_data builds data and a vocabulary)" >&2
         exit 2
     fi
 done

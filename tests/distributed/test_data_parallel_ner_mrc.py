@@ -34,7 +34,7 @@ def no_dropout_model(model_dir, texts, max_pos):
 @pytest.fixture(scope="module")
 def ner(tmp_path_factory):
     """The first 32 training sentences of the People's Daily NER set, 6 to 60 characters."""
-    from utils.prepare_data import build_ner
+    from tools.prepare_data import build_ner
     d = tmp_path_factory.mktemp("dp_ner")
     build_ner(str(d / "build"), path=PEOPLE_DAILY, max_lines=200, verbose=False)
     lines = (d / "build" / "msra_ner" / "train.tsv").read_text(encoding="utf-8").splitlines()
@@ -67,7 +67,7 @@ def ner_args(d, batch_size, checkpoints):
 def mrc(tmp_path_factory):
     """32 People's Daily questions, one paragraph each, context and question in one window;
     and a wrapper that runs run_mrc.py with its head's fixed 0.1 dropout off."""
-    from utils.prepare_data import build_mrc
+    from tools.prepare_data import build_mrc
     d = tmp_path_factory.mktemp("dp_mrc")
     build_mrc(str(d / "build"), seed=1, max_lines=200, verbose=False)
     data = json.loads((d / "build" / "pd_qa" / "train.json").read_text(encoding="utf-8"))

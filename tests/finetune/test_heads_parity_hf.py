@@ -19,9 +19,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from finetune import classifier, mrc, sequence_label
-from model.ernie import ErnieConfig
+from model.ernie import ErnieConfig, encoder_feed, encoder_input_spec
 from utils.checkpoint import model_params, params_to_hf, save_params
-from utils.trainer import compile_model
+from utils.runtime import compile_model
 
 CONFIGS = {
     "relu_v1": dict(hidden_act="relu", type_vocab_size=2, max_position_embeddings=40),
@@ -130,10 +130,10 @@ def test_classifier_matches_sequence_classification(kind, static, tmp_path):
     hf = to_hf(model, cfg, transformers.ErnieForSequenceClassification, tmp_path)
     batch = make_batch(cfg, seed=2)
     batch["labels"] = np.array([2, 0, 1, 2], "int64")
-    forward = compile_model(model, cfg, static)
+    forward = compile_model(model, static, encoder_input_spec(cfg))
 
     loss, stats = classifier.loss_and_stats(model, forward, batch)
-    logits = forward(*classifier.encoder_feed(model, batch)).numpy()
+    logits = forward(*encoder_feed(model.ernie.cfg, batch)).numpy()
     out = hf(**torch_inputs(batch), labels=torch.tensor(batch["labels"]))
     hf_logits = out.logits.detach().numpy()
     assert np.abs(logits - hf_logits).max() <= TOL
@@ -160,7 +160,7 @@ def test_regression_matches_sequence_classification_mse(kind, tmp_path):
     batch["labels"] = np.array([0.5, 3.25, -1.0, 2.0], "float32")
 
     loss, _ = classifier.loss_and_stats(model, model, batch)
-    scores = model(*classifier.encoder_feed(model, batch)).numpy()
+    scores = model(*encoder_feed(model.ernie.cfg, batch)).numpy()
     out = hf(**torch_inputs(batch), labels=torch.tensor(batch["labels"]))
     assert hf.config.problem_type == "regression"
     assert scores.shape == (4, 1)
@@ -195,10 +195,10 @@ def test_sequence_labeler_matches_token_classification(kind, static, tmp_path):
     hf = to_hf(model, cfg, transformers.ErnieForTokenClassification, tmp_path)
     batch = make_batch(cfg, seed=6)
     batch["labels"], batch["label_mask"] = ner_labels(batch, 5, seed=7)
-    forward = compile_model(model, cfg, static)
+    forward = compile_model(model, static, encoder_input_spec(cfg))
 
     loss, _ = sequence_label.loss_and_stats(model, forward, batch, id2label, "IOB")
-    logits = forward(*classifier.encoder_feed(model, batch)).numpy()
+    logits = forward(*encoder_feed(model.ernie.cfg, batch)).numpy()
     hf_labels = np.where(batch["label_mask"] > 0, batch["labels"], -100)
     out = hf(**torch_inputs(batch), labels=torch.tensor(hf_labels))
     hf_logits = out.logits.detach().numpy()
@@ -263,9 +263,9 @@ def test_mrc_matches_question_answering_with_padding(kind, static, tmp_path):
     # given positions: inside the rows, the last real token ([SEP]) of row 3, and [CLS]
     # (position 0: the reader's target when the answer is not in the window)
     positions = mrc_positions(batch, [3, 8, 0, 2], [11, 8, 0, 2])
-    forward = compile_model(model, cfg, static)
+    forward = compile_model(model, static, encoder_input_spec(cfg))
     loss, _ = mrc.loss_and_stats(model, forward, batch)
-    start, end = [t.numpy() for t in forward(*classifier.encoder_feed(model, batch))]
+    start, end = [t.numpy() for t in forward(*encoder_feed(model.ernie.cfg, batch))]
     real = batch["input_mask"] > 0
     with torch.no_grad():
         plain = hf(**torch_inputs(batch), **positions)
@@ -310,7 +310,7 @@ def test_mrc_loss_and_gradients_match_question_answering_without_padding(kind, t
     batch = make_batch(cfg, seed=11, lens=[12, 12, 12])
     positions = mrc_positions(batch, [3, 0, 11], [5, 0, 11])
     loss, _ = mrc.loss_and_stats(model, model, batch)
-    start, end = [t.numpy() for t in model(*classifier.encoder_feed(model, batch))]
+    start, end = [t.numpy() for t in model(*encoder_feed(model.ernie.cfg, batch))]
     out = hf(**torch_inputs(batch), **positions)
     assert np.abs(start - out.start_logits.detach().numpy()).max() <= TOL
     assert np.abs(end - out.end_logits.detach().numpy()).max() <= TOL

@@ -284,7 +284,7 @@ MIXINS = ["ERNIE", "BERT 2.0", "v2.0", "U.S.", "can't", "A.B", "x,y", "3.88", "(
 def cmrc_questions(seed=2018, n=400):
     """Questions whose gold answers are spans of real People's Daily sentences, with English
     and punctuation mixed in, and predictions near them."""
-    from utils.prepare_data import people_daily_sentences
+    from tools.prepare_data import people_daily_sentences
     rng = random.Random(seed)
     texts = ["".join(words) for words, _ in people_daily_sentences(max_lines=400)]
     texts = [t for t in texts if len(t) >= 12]

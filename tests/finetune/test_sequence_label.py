@@ -11,7 +11,7 @@ from ernie_testkit import PEOPLE_DAILY, SX, write_tiny_model
 from finetune import sequence_label as sl
 from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader
-from utils.prepare_data import LABEL_MAP, bio_from_words, people_daily_sentences
+from tools.prepare_data import LABEL_MAP, bio_from_words, people_daily_sentences
 
 VOCAB_EXTRA = ["ab", "##cd", "##ef"]
 

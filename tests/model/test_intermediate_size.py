@@ -149,7 +149,7 @@ def randomize_torch(model, torch, seed):
 def test_a_transformers_model_with_a_narrow_ffn_converts_and_matches(tmp_path, static):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from utils import convert_params
+    from tools import convert_params
     hf_cfg = transformers.ErnieConfig(
         vocab_size=120, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=100, hidden_act="gelu", hidden_dropout_prob=0.0,

@@ -13,7 +13,7 @@ import train
 from model.ernie import ErnieConfig
 from model.multitask import (ErnieMultiTask, FreshGradOptimizer, MultiTaskConfig,
                              make_task_reader, task_feed, task_input_spec, task_loss)
-from utils import pretrain_data
+from tools import pretrain_data
 from utils.checkpoint import read_legacy_dir
 from utils.errors import UsageError
 from utils.optimization import make_optimizer
@@ -408,7 +408,7 @@ def test_continued_run_adds_a_task_with_a_fresh_head(run, data, monkeypatch):
     the encoder and the old heads start from the checkpoint, the new head from a fresh
     initialisation (the one a run without a checkpoint gets), and it trains."""
     import paddle
-    import utils.trainer
+    import utils.loop
     d = data
     earlier = d / "ckpt" / "stage_3_step_280"
     new_task = {"name": "discourse_relation", "kind": "sentence_pair",
@@ -416,13 +416,13 @@ def test_continued_run_adds_a_task_with_a_fresh_head(run, data, monkeypatch):
     config = write_config(d, TASKS + [new_task], [
         {"steps": 6, "tasks": {"knowledge_masking": 1, "discourse_relation": 2}}], "added.json")
     at_start = {}
-    real_loop = utils.trainer.train_loop
+    real_loop = utils.loop.train_loop
 
     def loop(model, *args, **kwargs):
         at_start.update({p.name: p.numpy().copy() for p in model.parameters()})
         return real_loop(model, *args, **kwargs)
 
-    monkeypatch.setattr(utils.trainer, "train_loop", loop)
+    monkeypatch.setattr(utils.loop, "train_loop", loop)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         rc = train.main(flags(d, config, "--checkpoints", str(d / "added"), "--skip_steps", "6",

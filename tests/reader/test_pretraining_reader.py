@@ -8,9 +8,8 @@ import pytest
 
 from ernie_testkit import file_2019
 from reader import batching
-from reader.pretraining import (DocumentTaskReader, ErnieDataReader, Sample, mask,
-                                parse_sample, permutation_classes, read_filelist,
-                                split_sentences)
+from reader.documents import DocumentTaskReader, permutation_classes, split_sentences
+from reader.pretraining import ErnieDataReader, Sample, mask, parse_sample, read_filelist
 from tokenization import FullTokenizer
 from utils.errors import DataError, UsageError
 

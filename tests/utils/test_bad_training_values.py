@@ -7,8 +7,9 @@ import pytest
 
 from utils.errors import UsageError
 from utils.optimization import make_lr_schedule
-from utils.trainer import (MAX_SEED, check_finetune_args, check_learning_rate, check_positive,
-                           check_seed, set_seed)
+from finetune.runner import check_finetune_args
+from utils.args import MAX_SEED, check_learning_rate, check_positive, check_seed
+from utils.runtime import set_seed
 
 
 def finetune_args(**change):

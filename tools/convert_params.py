@@ -1,6 +1,6 @@
 """Convert ERNIE parameters between the 2019 `params/` directory, `.pdparams` and HF.
 
-    python -m utils.convert_params SRC DST --to {paddle2019,pdparams,hf}
+    python -m tools.convert_params SRC DST --to {paddle2019,pdparams,hf}
                                    [--ernie_config_path JSON] [--head HEAD]
 
 SRC is detected by content: a 2019 parameter directory (or a model directory holding
@@ -13,13 +13,14 @@ import json
 import os
 
 from utils import checkpoint as ckpt
+from utils import paddle_env
 from utils.args import ArgumentParser
 from utils.errors import UsageError, run_cli
 from utils.fileio import check_output_dir, check_output_file
 
 
 def _parser():
-    ap = ArgumentParser(prog="python -m utils.convert_params",
+    ap = ArgumentParser(prog="python -m tools.convert_params",
                         description="Convert ERNIE parameters between the 2019 params/ "
                                     "directory, .pdparams and HuggingFace transformers formats.")
     ap.add_argument("src", help="2019 params/ dir (or model dir holding params/), "
@@ -49,6 +50,7 @@ def _find_ernie_config(src):
 
 
 def main(argv):
+    paddle_env.apply()
     args = _parser().parse_args(argv)
     src, dst = args.src, args.dst
     if not os.path.exists(src):

@@ -1,9 +1,9 @@
-"""utils/prepare_data.py mrc: the People's Daily extractive QA set (SQuAD v1.1 format)."""
+"""tools/prepare_data.py mrc: the People's Daily extractive QA set (SQuAD v1.1 format)."""
 import json
 
 import pytest
 
-from utils import prepare_data as pd
+from tools import prepare_data as pd
 from utils.errors import UsageError
 
 

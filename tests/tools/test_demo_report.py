@@ -1,7 +1,7 @@
 """The demo summary's baseline row says why it has no figure instead of disappearing."""
 import sys
 
-from utils.demo_report import baseline_accuracy
+from tools.demo_report import baseline_accuracy
 
 
 def test_baseline_row_without_scikit_learn_says_how_to_get_it(tmp_path, monkeypatch):

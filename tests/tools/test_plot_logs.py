@@ -1,5 +1,5 @@
 """plot_logs reads the 2019 log lines of every task and draws a PNG."""
-from utils.plot_logs import main, parse
+from tools.plot_logs import main, parse
 
 LOG = """epoch: 0, progress: 10/100, step: 10, ave loss: 0.690000, ave acc: 0.5, speed: 3.0 steps/s
 [dev evaluation] ave loss: 0.6, acc:0.700000, data_num: 10, elapsed time: 1.0 s, file: /d/dev.tsv, epoch: 0, steps: 10

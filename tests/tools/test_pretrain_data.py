@@ -1,4 +1,4 @@
-"""utils/pretrain_data.py: People's Daily and raw text -> 2019 pretraining files whose seg_labels
+"""tools/pretrain_data.py: People's Daily and raw text -> 2019 pretraining files whose seg_labels
 reproduce the word boundaries, sentence pairs, and the vocabulary builder."""
 import gzip
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from reader.pretraining import ErnieDataReader, parse_sample, read_filelist
 from tokenization import FullTokenizer
-from utils import pretrain_data
+from tools import pretrain_data
 from utils.errors import UsageError
 
 pytest.importorskip("snownlp")
@@ -167,7 +167,7 @@ def test_raw_text_is_segmented_by_jieba(tmp_path):
     seg = jieba.Tokenizer()
     expected = {}
     for line in text.splitlines():
-        from reader.pretraining import split_sentences
+        from reader.documents import split_sentences
         for sentence in split_sentences(line):
             units = [w for w in seg.cut(sentence) if w.strip()]
             ids = tuple(i for u in units
@@ -219,7 +219,7 @@ def test_cli_errors(tmp_path):
 def test_excluded_task_sentences_stay_out_of_the_pretraining_text(tmp_path):
     """--exclude_sentences: the NER dev/test sentences (seen only through their labelled
     files) never reach the pretraining samples or documents.txt; the others still do."""
-    from utils.prepare_data import build_ner
+    from tools.prepare_data import build_ner
     build_ner(str(tmp_path / "task"), max_lines=220, verbose=False)
     ner = tmp_path / "task" / "msra_ner"
     held_out = pretrain_data.read_task_texts([str(ner / "dev.tsv"), str(ner / "test.tsv")])

@@ -1,4 +1,4 @@
-"""python -m utils.convert_params: conversions between the three formats, and one-line errors."""
+"""python -m tools.convert_params: conversions between the three formats, and one-line errors."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import pytest
 
 from ernie_testkit import REPO, assert_same, ernie_config, ernie_params
 from utils import checkpoint as ckpt
-from utils.convert_params import main
+from tools.convert_params import main
 from utils.errors import run_cli
 
 
@@ -78,7 +78,7 @@ def test_cli_subprocess_no_traceback(tmp_path):
     bad = tmp_path / "params"
     bad.mkdir()
     (bad / "word_embedding").write_bytes(b"\x01\x02\x03\x04" * 10)
-    r = subprocess.run([sys.executable, "-m", "utils.convert_params", str(bad),
+    r = subprocess.run([sys.executable, "-m", "tools.convert_params", str(bad),
                         str(tmp_path / "o"), "--to", "paddle2019"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0

@@ -1,8 +1,8 @@
 """Build pretraining data and vocabularies in the 2019 formats.
 
-    python -m utils.pretrain_data vocab --output vocab.txt (--people_daily | --input a.txt ...)
-    python -m utils.pretrain_data people_daily --output_dir DIR [--vocab_path vocab.txt]
-    python -m utils.pretrain_data text --input a.txt [b.txt ...] --output_dir DIR [--vocab_path V]
+    python -m tools.pretrain_data vocab --output vocab.txt (--people_daily | --input a.txt ...)
+    python -m tools.pretrain_data people_daily --output_dir DIR [--vocab_path vocab.txt]
+    python -m tools.pretrain_data text --input a.txt [b.txt ...] --output_dir DIR [--vocab_path V]
 
 ``vocab``: a vocabulary for a corpus in the 2019 ``token<TAB>id`` layout: ``[PAD]`` 0,
 ``[CLS]`` 1, ``[SEP]`` 2, ``[MASK]`` 3, then tokens by falling frequency (ties by token):
@@ -47,7 +47,8 @@ import shutil
 
 import numpy as np
 
-from reader.pretraining import format_sample, split_sentences
+from reader.documents import split_sentences
+from reader.pretraining import format_sample
 from reader.task_reader import read_tsv
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
 from utils.args import ArgumentParser
@@ -133,10 +134,10 @@ def people_daily_documents(path=None, max_lines=None, merge_names=True, with_tag
                            exclude=None):
     """[[sentence units]] per paragraph of People's Daily (with_tags: [(words, tags)]).
 
-    `exclude`: sentence texts (as the NER examples of utils.prepare_data hold them) to leave
+    `exclude`: sentence texts (as the NER examples of tools.prepare_data hold them) to leave
     out; a paragraph is cut where one was, so no next-sentence pair spans the gap.
     """
-    from utils.prepare_data import (MAX_CHARS, people_daily_lines, split_long,
+    from tools.prepare_data import (MAX_CHARS, people_daily_lines, split_long,
                                     split_sentences as split_words)
     docs = []
     for words, tags in people_daily_lines(path, max_lines):
@@ -363,7 +364,7 @@ def _common(p):
 
 
 def build_parser():
-    p = ArgumentParser(prog="python -m utils.pretrain_data",
+    p = ArgumentParser(prog="python -m tools.pretrain_data",
                        description="Pretraining data and vocabularies in the 2019 formats.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     v = sub.add_parser("vocab", help="build a vocabulary for a corpus")
@@ -389,7 +390,7 @@ def build_parser():
 
 def _texts_of(args):
     if args.people_daily:
-        from utils.prepare_data import people_daily_lines
+        from tools.prepare_data import people_daily_lines
         for words, _ in people_daily_lines(max_lines=args.max_lines):
             yield "".join(words)
     for path in args.input:

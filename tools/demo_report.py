@@ -1,6 +1,6 @@
 """The demo's summary: one table of what every stage measured, and a PNG of the curves.
 
-    python -m utils.demo_report --demo_dir demo_output
+    python -m tools.demo_report --demo_dir demo_output
 
 Reads the logs script/demo.sh left in <demo_dir>/logs and the stage timings, prints the table,
 and writes <demo_dir>/summary.md and <demo_dir>/curves.png. The sentiment baseline (character
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from utils.errors import UsageError, run_cli
-from utils.plot_logs import plot, parse
+from tools.plot_logs import plot, parse
 
 
 def last_match(path, pattern):

@@ -1,4 +1,4 @@
-"""`python -m utils.pretrain_data text` on a corpus that gives no pretraining sample (empty,
+"""`python -m tools.pretrain_data text` on a corpus that gives no pretraining sample (empty,
 blank lines only, or no line holding two sentences) stops with one error line naming the
 input, and writes nothing (it used to write empty file lists, which training then refused)."""
 import contextlib
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from utils import pretrain_data
+from tools import pretrain_data
 from utils.errors import DataError, run_cli
 
 pytest.importorskip("jieba")
