@@ -16,36 +16,23 @@ from utils import paddle_env
 
 paddle_env.apply()  # before Paddle loads: it reads these settings once
 
-from utils.errors import DataError, UsageError, run_cli
-
+from finetune.predict import export_checkpoint, run_in_length_order
+from finetune.runner import check_against_config
 from model.ernie import ErnieConfig, ErnieModel
 from reader.task_reader import ExtractEmbeddingReader
-from utils.args import ArgumentGroup, ArgumentParser, print_arguments
-from utils.checkpoint import init_pretraining_params
+from utils import predict_args
+from utils.args import check_files, check_positive, print_arguments
+from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import atomic_path, check_output_dir
-from utils.inference import Predictor, export, run_in_length_order
-from finetune.runner import check_against_config
-from model.ernie import encoder_input_spec
-from utils.args import check_files, check_positive
+from utils.inference import Predictor
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    model_g = ArgumentGroup(parser, "model", "model config and parameters.")
-    model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
+    parser, model_g, data_g, _ = predict_args.build_parser(
+        __doc__.splitlines()[0], data_description="input.", max_seq_len=512)
     model_g.add_arg("init_pretraining_params", str, None, "Encoder parameters to use.")
     model_g.add_arg("output_dir", str, "embeddings", "Where the .npy files are written.")
-    data_g = ArgumentGroup(parser, "data", "input.")
     data_g.add_arg("data_set", str, None, "TSV with a header and a text_a [, text_b] column.")
-    data_g.add_arg("vocab_path", str, None, "vocab.txt of the model.")
-    data_g.add_arg("max_seq_len", int, 512, "Longest input in tokens.")
-    data_g.add_arg("batch_size", int, 32, "Examples per batch.")
-    data_g.add_arg("do_lower_case", bool, True, "Lower-case and strip accents.")
-    data_g.add_arg("tokenizer", str, "FullTokenizer", "Tokenizer name.")
-    data_g.add_arg("sentence_piece_model", str, None, "(ours) SentencePiece model file.")
-    run_g = ArgumentGroup(parser, "run_type", "where to run.")
-    run_g.add_arg("use_cuda", bool, True, "Run on GPU.")
-    run_g.add_arg("cpu_threads", int, None, "(ours) CPU threads (default: all cores).")
     return parser
 
 
@@ -70,11 +57,10 @@ def main(argv):
     print("Device count: 1")
     print("Total num examples: %d" % len(records))
 
-    model = ErnieModel(config)
-    init_pretraining_params(model, args.init_pretraining_params)
-    os.makedirs(args.output_dir, exist_ok=True)
-    prefix = export(model, os.path.join(args.output_dir, "inference_model", "encoder"),
-                    encoder_input_spec(config))
+    # exporting creates --output_dir, where the .npy files go too
+    prefix = export_checkpoint(ErnieModel(config), args.init_pretraining_params,
+                               os.path.join(args.output_dir, "inference_model", "encoder"),
+                               config, encoder_only=True)
     predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
 
     def per_example(outputs, feed):

@@ -16,70 +16,41 @@ The checkpoint is exported once to <save_inference_model_path>/<name>_inference_
 (model.json, model.pdiparams and label_map.json) and run with Paddle Inference.
 """
 import os
-import shutil
 
 from utils import paddle_env
 
 paddle_env.apply()  # before Paddle loads: it reads these settings once
 
-from utils.errors import DataError, UsageError, run_cli
-
-from finetune.sequence_label import (ErnieSequenceLabeler, SequenceLabelPredictor,
-                                     predict_labels, write_predictions)
+from finetune.predict import export_checkpoint, inference_model_dir
+from finetune.runner import check_against_config
+from finetune.sequence_label import (
+    ErnieSequenceLabeler,
+    SequenceLabelPredictor,
+    predict_labels,
+    write_predictions,
+)
 from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader
-from utils.args import ArgumentGroup, ArgumentParser, print_arguments
-from utils.checkpoint import init_checkpoint
+from utils import predict_args
+from utils.args import check_files, check_positive, print_arguments
+from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import check_output_dir, check_output_file
-from utils.inference import Predictor, export
-from finetune.runner import check_against_config
-from model.ernie import encoder_input_spec
-from utils.args import check_files, check_positive
+from utils.inference import Predictor
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    model_g = ArgumentGroup(parser, "model", "model config and parameters.")
-    model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
-    model_g.add_arg("init_checkpoint", str, None, "Fine-tuned checkpoint to predict with.")
-    model_g.add_arg("save_inference_model_path", str, "inference_model",
-                    "Where the exported inference program is written.")
-    model_g.add_arg("use_fp16", bool, False, "(accepted) fp16 inference on GPU.")
+    parser, model_g, data_g, run_g = predict_args.build_parser(
+        __doc__.splitlines()[0],
+        max_seq_len_help="Longest window in tokens; longer inputs are predicted in windows.",
+        batch_size_help="Windows per batch.")
+    predict_args.add_checkpoint_flags(model_g, data_g, run_g)
     model_g.add_arg("num_labels", int, None,
                     "Number of labels (default: the size of the label map, which it must equal).")
-    model_g.add_arg("ernie_version", str, "1.0", "1.0 or 2.0 (2.0 feeds task ids).",
-                    choices=["1.0", "2.0"])
-    data_g = ArgumentGroup(parser, "data", "input and output.")
     data_g.add_arg("predict_set", str, None, "TSV with a header: text_a.")
-    data_g.add_arg("vocab_path", str, None, "vocab.txt of the model.")
     data_g.add_arg("label_map_config", str, None, "json mapping label names to ids (required).")
-    data_g.add_arg("max_seq_len", int, 128,
-                   "Longest window in tokens; longer inputs are predicted in windows.")
-    data_g.add_arg("batch_size", int, 32, "Windows per batch.")
-    data_g.add_arg("do_lower_case", bool, True, "Lower-case and strip accents.")
-    data_g.add_arg("tokenizer", str, "FullTokenizer", "Tokenizer name.")
-    data_g.add_arg("sentence_piece_model", str, None, "(ours) SentencePiece model file.")
-    data_g.add_arg("task_id", int, 0, "Task id fed with --ernie_version 2.0.")
     data_g.add_arg("output_file", str, None,
                    "(ours) Write the aligned predictions here (otherwise they are printed).")
-    run_g = ArgumentGroup(parser, "run_type", "where to run.")
-    run_g.add_arg("use_cuda", bool, True, "Run on GPU.")
-    run_g.add_arg("do_prediction", bool, True, "Predict.")
-    run_g.add_arg("cpu_threads", int, None, "(ours) CPU threads (default: all cores).")
     return parser
-
-
-def export_checkpoint(args, config, num_labels):
-    """Checkpoint -> <save_inference_model_path>/<name>_inference_model/{model.*,label_map.json}"""
-    name = os.path.basename(os.path.normpath(args.init_checkpoint))
-    out_dir = os.path.join(args.save_inference_model_path, name + "_inference_model")
-    model = ErnieSequenceLabeler(config, num_labels)
-    init_checkpoint(model, args.init_checkpoint, training=False)  # the head too
-    prefix = export(SequenceLabelPredictor(model), os.path.join(out_dir, "model"),
-                    encoder_input_spec(config))
-    shutil.copyfile(args.label_map_config, os.path.join(out_dir, "label_map.json"))
-    print("save inference model to %s" % out_dir)
-    return prefix
 
 
 def main(argv):
@@ -96,9 +67,8 @@ def main(argv):
         return 0
     # where the run writes, before any work starts (creating nothing; a missing folder of
     # --output_file is made when it is written, as --save_inference_model_path is)
-    check_output_dir("--save_inference_model_path", os.path.join(
-        args.save_inference_model_path,
-        os.path.basename(os.path.normpath(args.init_checkpoint)) + "_inference_model"))
+    out_dir = inference_model_dir(args)
+    check_output_dir("--save_inference_model_path", out_dir)
     if args.output_file:
         check_output_file("--output_file", args.output_file)
     config = ErnieConfig(args.ernie_config_path)
@@ -121,8 +91,12 @@ def main(argv):
         raise DataError("%s: no examples after the header line (--predict_set)"
                         % args.predict_set)
 
-    prefix = export_checkpoint(args, config, num_labels)
-    print("load inference model from %s" % os.path.dirname(prefix))
+    prefix = export_checkpoint(ErnieSequenceLabeler(config, num_labels), args.init_checkpoint,
+                               os.path.join(out_dir, "model"), config,
+                               serving=SequenceLabelPredictor,
+                               label_map_config=args.label_map_config)
+    print("save inference model to %s" % out_dir)
+    print("load inference model from %s" % out_dir)
     predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
     preds = predict_labels(reader, examples, predictor, args.batch_size)
 

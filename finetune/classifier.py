@@ -18,7 +18,7 @@ from finetune.metrics import classification_metrics, format_eval_line
 from model.ernie import ErnieModel, encoder_feed, truncated_normal
 from model.transformer_encoder import dropout
 from utils.fileio import atomic_write_text
-
+from utils.loop import eval_mode
 
 
 class ErnieClassifier(nn.Layer):
@@ -69,9 +69,8 @@ def loss_and_stats(model, forward, batch):
 def run_inference(model, forward, batches):
     """Run eval-mode forward over batches; returns (outputs [N, C], labels or None, qids, loss
     sum weighted by batch size)."""
-    model.eval()
     outputs, labels, qids, loss_sum = [], [], [], 0.0
-    with paddle.no_grad():
+    with eval_mode(model), paddle.no_grad():
         for batch in batches:
             logits = forward(*encoder_feed(model.ernie.cfg, batch))
             outputs.append(model.outputs(logits).numpy())
@@ -85,7 +84,6 @@ def run_inference(model, forward, batches):
                 elif batch["labels"].min() >= 0:  # GLUE test files carry the dummy label -1
                     loss_sum += float(F.cross_entropy(logits, paddle.to_tensor(
                         batch["labels"]))) * n
-    model.train()
     return (np.concatenate(outputs), np.concatenate(labels) if labels else None, qids, loss_sum)
 
 

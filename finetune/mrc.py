@@ -1,11 +1,13 @@
 """Reading comprehension (span extraction): start/end head, loss, n-best decoding, scoring.
 
 ErnieMRC: encoder inputs -> (start_logits [B, L], end_logits [B, L]) from the sequence output
-through dropout 0.1 and one fc `cls_mrc_out_w/_b` [H, 2] (column 0 start, column 1 end).
-`loss_and_stats` is (CE(start) + CE(end)) / 2. `write_predictions` decodes the best answer of
-every question over all its windows (BERT's v1 n-best search) and writes `predictions.json`
-and `nbest_predictions.json`; `evaluate` scores them with the SQuAD v1.1 logic (English) or
-the CMRC 2018 logic (Chinese) and returns the 2019 log line.
+through dropout at the config's hidden_dropout_prob (0.1 in every released config, which 2019
+hard-coded) and one fc `cls_mrc_out_w/_b` [H, 2] (column 0 start, column 1 end).
+`loss_and_stats` is (CE(start) + CE(end)) / 2, over batches padded alike on every trainer.
+`write_predictions` decodes the best answer of every question over all its windows (BERT's v1
+n-best search) and writes `predictions.json` and `nbest_predictions.json`; `evaluate` scores
+them with the SQuAD v1.1 logic (English) or the CMRC 2018 logic (Chinese) and returns the 2019
+log line.
 
 Mapping a span back to text:
   * English (`for_cn` false): BERT's `get_final_text` projects the normalised word pieces onto
@@ -33,6 +35,7 @@ from tokenization import BasicTokenizer
 from utils import cmrc2018_eval, squad_eval
 from utils.errors import DataError
 from utils.fileio import atomic_write_text
+from utils.loop import eval_mode
 
 RawResult = collections.namedtuple("RawResult", "unique_id start_logits end_logits")
 
@@ -49,7 +52,8 @@ class ErnieMRC(nn.Layer):
 
     def forward(self, src_ids, sent_ids, pos_ids, input_mask, task_ids=None):
         seq_out, _ = self.ernie(src_ids, sent_ids, pos_ids, input_mask, task_ids)
-        logits = self.cls_mrc_out(dropout(seq_out, 0.1, self.training))
+        rate = self.ernie.cfg["hidden_dropout_prob"]
+        logits = self.cls_mrc_out(dropout(seq_out, rate, self.training))
         return logits[:, :, 0], logits[:, :, 1]
 
 
@@ -75,8 +79,11 @@ def pad_to_common_length(batch, pad_id, num_trainers=1):
     return padded
 
 
-def loss_and_stats(model, forward, batch):
-    """(CE(start) + CE(end)) / 2, each the mean over the batch; no extra statistics."""
+def loss_and_stats(model, forward, batch, pad_id=0, num_trainers=1):
+    """(CE(start) + CE(end)) / 2, each the mean over the batch; no extra statistics. With
+    several trainers the batch is first padded to the longest of theirs (pad_to_common_length,
+    with the reader's `pad_id`)."""
+    batch = pad_to_common_length(batch, pad_id, num_trainers)
     start_logits, end_logits = forward(*encoder_feed(model.ernie.cfg, batch))
     start = F.cross_entropy(start_logits, paddle.to_tensor(batch["start_positions"]))
     end = F.cross_entropy(end_logits, paddle.to_tensor(batch["end_positions"]))
@@ -85,9 +92,8 @@ def loss_and_stats(model, forward, batch):
 
 def predict(model, forward, batches):
     """Eval-mode forward over batches: [RawResult] with logits over each feature's real tokens."""
-    model.eval()
     results = []
-    with paddle.no_grad():
+    with eval_mode(model), paddle.no_grad():
         for batch in batches:
             start_logits, end_logits = forward(*encoder_feed(model.ernie.cfg, batch))
             start_logits, end_logits = start_logits.numpy(), end_logits.numpy()
@@ -96,7 +102,6 @@ def predict(model, forward, batches):
                 n = lengths[i]
                 results.append(RawResult(int(uid), start_logits[i, :n].tolist(),
                                          end_logits[i, :n].tolist()))
-    model.train()
     return results
 
 

@@ -1,14 +1,174 @@
-"""What every fine-tuning entry point (run_classifier.py, run_sequence_labeling.py, run_mrc.py)
-does around the training loop: check the flags and outputs, plan the optimizer, continue a
-stopped run, and name the --do_test outputs."""
+"""The one fine-tuning run behind run_classifier.py, run_sequence_labeling.py and run_mrc.py.
+
+Each entry point describes its task as a `Task` (reader, input checks, model, loss, train log
+line, dev evaluation, test prediction) and calls `run(task)`, which does the rest in the same
+order for all three:
+
+  flags and output locations checked -> runtime, seed, config -> reader; every input file
+  read and checked -> model and its parameters (a bad file stops the run with nothing
+  created) -> VisualDL -> training, evaluating the dev sets and predicting the test sets
+  every --validation_steps -> final evaluation -> --enable_ce lines.
+
+Below `run` are the pieces it uses: the shared flag checks, the optimizer plan and the resume
+of a stopped run (prepare_training), and the 2019 naming of the --do_test outputs.
+"""
 import itertools
 import os
+import time
 
-from utils.args import check_files, check_learning_rate, check_positive, check_seed
-from utils.checkpoint import check_checkpoint_folder, check_resumed_run, restore_training
+from model.ernie import ErnieConfig, encoder_input_spec
+from utils.amp import amp_from_args
+from utils.args import check_files, check_learning_rate, check_positive, check_seed, print_arguments
+from utils.checkpoint import (
+    check_checkpoint_folder,
+    check_resumed_run,
+    init_model_params,
+    resolve_resume,
+    restore_training,
+)
 from utils.errors import UsageError
 from utils.fileio import check_output_dir, check_output_prefix
+from utils.loop import print_ce_kpis, train_loop
 from utils.optimization import make_optimizer
+from utils.runtime import Runtime, compile_model, set_seed
+
+
+class Task(object):
+    """What one fine-tuning entry point fills in. `run` builds the run's parts in order and
+    sets them here as it goes, for the methods to use: `runtime` (utils.runtime.Runtime),
+    `config`, `reader`, `model` and `forward` (the model's compiled forward; evaluation and
+    prediction call it, training calls it wrapped for data parallel)."""
+
+    # 2019 evaluated classification also whenever an epoch ended; the other tasks only every
+    # --validation_steps
+    validate_each_epoch = False
+
+    def __init__(self, args):
+        self.args = args
+        self.predict_batch_size = args.predict_batch_size or args.batch_size
+        self.runtime = self.config = self.reader = self.model = self.forward = None
+
+    def check_args(self):
+        """Every flag and output location, before any work, creating nothing."""
+        raise NotImplementedError
+
+    def make_reader(self):
+        raise NotImplementedError
+
+    def check_inputs(self):
+        """Read and check every input file the run will use (input_files) and anything the
+        reader holds (label maps); the reader caches what it read."""
+        raise NotImplementedError
+
+    def make_model(self):
+        raise NotImplementedError
+
+    def loss_and_stats(self, forward, batch):
+        """(loss tensor, {name: value}) of one training batch; the values are averaged over
+        the log window for `log_line`."""
+        raise NotImplementedError
+
+    def log_line(self, head, means, speed):
+        """The train log line: `head` is its 2019 start `epoch: E, progress: N/M, step: S`,
+        `means` the window's means of the loss and the stats, `speed` in steps/s."""
+        raise NotImplementedError
+
+    def evaluate_dev(self, steps, epoch, final):
+        """Evaluate every --dev_set (`final`: after training); returns the first one's
+        metrics, which --enable_ce prints."""
+        raise NotImplementedError
+
+    def predict_test(self, steps, epoch, final):
+        """Predict every --test_set (`final`: after training)."""
+        raise NotImplementedError
+
+    def final_outputs(self):
+        """Anything written once, after the final evaluation."""
+
+
+def run(task):
+    """One fine-tuning run from its flags to its final outputs; returns the exit code 0."""
+    args = task.args
+    print_arguments(args)
+    resolve_resume(args)
+    task.check_args()
+    runtime = task.runtime = Runtime(args.use_cuda)
+    set_seed(args.random_seed)
+
+    config = task.config = ErnieConfig(args.ernie_config_path)
+    config.print_config()
+    reader = task.reader = task.make_reader()
+    check_against_config(args, config, reader.tokenizer.vocab)
+    task.check_inputs()
+    if args.do_test and not args.test_set:
+        print("--do_test is true but no --test_set is given: nothing to predict.")
+
+    model = task.model = task.make_model()
+    init_model_params(model, args, training=args.do_train)
+    task.forward = compile_model(model, args.to_static, encoder_input_spec(config))
+    if args.use_visualdl:  # after the data and parameters loaded: bad input creates nothing
+        runtime.open_visualdl(os.path.join(args.checkpoints, "visualdl"))
+
+    train_start = time.time()
+    steps = epoch = 0
+    if args.do_train:
+        steps = train(task)
+        epoch = reader.current_epoch
+    train_seconds = time.time() - train_start
+    if runtime.is_main:
+        dev_metrics = evaluate(task, steps, epoch, final=True)
+        task.final_outputs()
+        if args.enable_ce:
+            print_ce_kpis(runtime, train_seconds, dev_metrics)
+    return 0
+
+
+def train(task):
+    """Fine-tune `task.model` over --train_set (continuing a resumed run where it stopped);
+    trainer 0 evaluates every --validation_steps. Returns the step count reached."""
+    args, runtime, reader, model = task.args, task.runtime, task.reader, task.model
+    num_examples, optimizer, lr, batches, loop_kwargs = prepare_training(
+        args, runtime, reader, model.parameters())
+    train_forward = runtime.wrap(task.forward)
+
+    def log_line(steps, means, speed):
+        head = "epoch: %d, progress: %d/%d, step: %d" % (
+            reader.current_epoch, reader.current_example, num_examples, steps)
+        return task.log_line(head, means, speed)
+
+    def validate(steps):
+        if runtime.is_main:
+            evaluate(task, steps, reader.current_epoch)
+
+    epoch_of = (lambda: reader.current_epoch) if task.validate_each_epoch else None
+    return train_loop(model, optimizer, lr, batches,
+                      lambda batch: task.loss_and_stats(train_forward, batch),
+                      args, runtime, log_line, validate, epoch_of=epoch_of,
+                      amp=amp_from_args(args, runtime), **loop_kwargs)
+
+
+def evaluate(task, steps, epoch, final=False):
+    """--do_val: the dev sets, then --do_test: the test sets, the final ones under the 2019
+    headings. Returns the first dev set's metrics (None without --do_val)."""
+    args, dev_metrics = task.args, None
+    if args.do_val:
+        if final:
+            print("Final validation result:")
+        dev_metrics = task.evaluate_dev(steps, epoch, final)
+    if args.do_test and args.test_set:
+        if final:
+            print("Final test result:")
+        task.predict_test(steps, epoch, final)
+    return dev_metrics
+
+
+def input_files(args, *extra):
+    """(flag, path) of every input file the run reads: --train_set with --do_train, each
+    --dev_set with --do_val, each --test_set with --do_test, and the `extra` flags' files."""
+    used = [("train_set", args.do_train), ("dev_set", args.do_val), ("test_set", args.do_test)]
+    used += [(flag, True) for flag in extra]
+    return [(flag, path) for flag, on in used if on and getattr(args, flag)
+            for path in getattr(args, flag).split(",")]
 
 
 def check_finetune_args(args, required=(), positive=(), files=()):
@@ -122,14 +282,8 @@ def prepare_training(args, runtime, reader, parameters):
 def test_outputs(args, epoch, steps):
     """(--test_set file, `<test_save>.<epoch>.<steps>`) pairs, the 2019 naming of --do_test
     outputs, with the 2019 `testing ..., save to ...` line for each."""
-    if not args.test_set:
-        print("--do_test is true but no --test_set is given: nothing to predict.")
-        return []
-    test_sets, saves = args.test_set.split(","), args.test_save.split(",")
-    if len(test_sets) != len(saves):
-        raise UsageError("--test_set names %d files but --test_save %d"
-                         % (len(test_sets), len(saves)))
-    pairs = [(path, "%s.%s.%s" % (save, epoch, steps)) for path, save in zip(test_sets, saves)]
+    pairs = [(path, "%s.%s.%s" % (save, epoch, steps))
+             for path, save in zip(args.test_set.split(","), args.test_save.split(","))]
     for path, out in pairs:
         print("testing %s, save to %s" % (path, out))
     return pairs

@@ -12,7 +12,7 @@ hidden_dropout_prob, then fc `cls_seq_label_out_w/_b`, decoded by a per-token ar
 - `evaluate`: chunk F1 under `--chunk_scheme`, with the 2019 log line;
 - `write_predictions`: the aligned prediction file.
 
-Deliberate differences from 2019 (ERNIE_2019_SPEC §6.2, §15 item 8):
+Deliberate differences from 2019:
 
 - the loss is the mean cross entropy over the real tokens of the batch ([CLS], [SEP] and
   padding have weight 0). 2019 multiplied by the input mask but divided by B * L, so padding
@@ -25,6 +25,7 @@ Deliberate differences from 2019 (ERNIE_2019_SPEC §6.2, §15 item 8):
   the truncation; in every case the reported F1 is the one seqeval computes from the written
   prediction file against the gold file.
 """
+import contextlib
 import os
 import time
 
@@ -32,13 +33,13 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-
 from finetune.metrics import chunk_counts, chunk_f1, format_chunk_line
+from finetune.predict import run_in_length_order
 from model.ernie import ErnieModel, encoder_feed, encoder_input_names, truncated_normal
 from model.transformer_encoder import dropout
 from reader.task_reader import best_window_of_pieces
 from utils.fileio import atomic_write_text
-from utils.inference import run_in_length_order
+from utils.loop import eval_mode
 
 
 class ErnieSequenceLabeler(nn.Layer):
@@ -139,15 +140,11 @@ def predict_labels(reader, examples, runner, batch_size):
         ids = outputs[0].argmax(axis=-1)
         return [ids[row, 1:n - 1] for row, n in enumerate(feed["seq_lens"])]
 
+    # an EagerRunner's model runs in eval mode; an exported program has no modes
     model = getattr(runner, "model", None)
-    if model is not None:
-        model.eval()
-    try:
+    with eval_mode(model) if model is not None else contextlib.nullcontext():
         window_ids = run_in_length_order(runner, windows, batch_size, reader.pad_batch,
                                          per_window)
-    finally:
-        if model is not None:
-            model.train()
 
     results, w = [], 0
     for index, example in enumerate(examples):

@@ -1,8 +1,10 @@
-"""Padding, masks, batching and sharding shared by every reader.
+"""Padding, masks, batching, sharding and the epoch loop shared by every reader.
 
 Records are lists of token ids (and parallel id lists); batches are dicts of numpy arrays
 of shape [B, L] (the 2019 [B, L, 1] without the trailing 1), int64 except `input_mask`.
 """
+import itertools
+
 import numpy as np
 
 
@@ -76,6 +78,82 @@ def shard_batches(batches, trainer_id=0, num_trainers=1):
         if len(group) == num_trainers:
             yield group[trainer_id]
             group = []
+
+
+def token_count(record):
+    """The batching length of a record that has token_ids."""
+    return len(record.token_ids)
+
+
+def epoch_batches(epoch_items, num_epochs, batch_size, in_tokens=False, length=token_count,
+                  trainer_id=0, num_trainers=1, rng=None, start=None, cut_epochs=True):
+    """The epoch loop of every reader: the batches of `num_epochs` passes (None: endless)
+    over the data, dealt to trainers, each with a position from which to resume.
+
+    `epoch_items(epoch)` returns the items of pass `epoch` (0-based) in reading order; it is
+    called when the pass begins and may draw that order, and anything else, from `rng`.
+    Items are grouped by `batch_records` and the groups dealt by `shard_batches`:
+      cut_epochs=True   pass by pass: a pass ends with a short batch, and its last run of
+                        fewer than `num_trainers` batches is dropped (the fine-tuning readers);
+      cut_epochs=False  over the whole stream: batches run on across pass boundaries (the
+                        pretraining readers).
+
+    Yields (records, position, examples). `examples` counts the items of the batches dealt
+    so far to all trainers, through this batch's run: in the pass (cut_epochs) or in the
+    stream. `position` is {"epoch": e, "batch": k} for this trainer's k-th batch of pass e,
+    plus, with cut_epochs, "rng": the state of `rng` when pass e began (None without an rng),
+    or else "batches": this trainer's batches since the stream began.
+
+    `start`, a position yielded by an earlier run, continues right after its batch with what
+    the uninterrupted run reads: a pass is drawn again from its "rng" state; a stream, whose
+    passes share batches, is read again from the beginning (so the reader must be as new)
+    and its first "batches" batches are skipped."""
+    if not cut_epochs:
+        yield from _stream_batches(epoch_items, num_epochs, batch_size, in_tokens, length,
+                                   trainer_id, num_trainers, start)
+        return
+    first, skip = (start["epoch"], start["batch"]) if start else (0, 0)
+    if start and rng is not None:
+        rng.set_state(decode_rng_state(start["rng"]))
+    passes = itertools.count(first) if num_epochs is None else range(first, num_epochs)
+    for epoch in passes:
+        rng_state = None if rng is None else encode_rng_state(rng.get_state())
+        seen = [0]
+        batches = _counted(batch_records(epoch_items(epoch), batch_size, in_tokens, length),
+                           seen)
+        for k, batch in enumerate(shard_batches(batches, trainer_id, num_trainers), 1):
+            if epoch == first and k <= skip:
+                continue
+            yield batch, {"epoch": epoch, "batch": k, "rng": rng_state}, seen[0]
+
+
+def _stream_batches(epoch_items, num_epochs, batch_size, in_tokens, length, trainer_id,
+                    num_trainers, start):
+    """epoch_batches with cut_epochs=False."""
+    reading = [0]     # the pass being read; batch_records reads one item past a batch
+
+    def stream():
+        for epoch in itertools.count() if num_epochs is None else range(num_epochs):
+            reading[0] = epoch
+            yield from epoch_items(epoch)
+
+    seen = [0]
+    batches = _counted(batch_records(stream(), batch_size, in_tokens, length), seen)
+    epoch, k = None, 0
+    for n, batch in enumerate(shard_batches(batches, trainer_id, num_trainers), 1):
+        if reading[0] != epoch:
+            epoch, k = reading[0], 0
+        k += 1
+        if start and n <= start["batches"]:
+            continue
+        yield batch, {"epoch": epoch, "batch": k, "batches": n}, seen[0]
+
+
+def _counted(batches, seen):
+    """The batches unchanged; seen[0] counts their items so far."""
+    for batch in batches:
+        seen[0] += len(batch)
+        yield batch
 
 
 def length_sorted_order(lengths):

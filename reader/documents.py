@@ -1,9 +1,9 @@
 """ERNIE 2.0 document tasks (`DocumentTaskReader`).
 
-A document file has one document a line (a paragraph of raw text); sentences end after
-。！？ (and after .!? followed by a space, for English). The reader builds, on the fly, the
-examples of the document-level tasks of ERNIE 2.0 (capitalization prediction, token-document
-relation, sentence reordering, sentence distance); see `DOCUMENT_TASKS`.
+A document file has one document a line (a paragraph of raw text), cut into sentences by
+`split_sentences`. The reader builds, on the fly, the examples of the document-level tasks
+of ERNIE 2.0 (capitalization prediction, token-document relation, sentence reordering,
+sentence distance); see `DOCUMENT_TASKS`.
 """
 import collections
 import itertools
@@ -16,22 +16,29 @@ from reader.pretraining import seed_for, special_ids
 from tokenization import BasicTokenizer
 from utils.errors import DataError, UsageError, where
 
-_SENT_END = "。！？"
-_SENT_CLOSE = "”’）》」』】〕)\"'"
-_ZH_SENTENCE = re.compile("[^%s]+(?:[%s]+[%s]*)?|[%s]+[%s]*" % (
-    _SENT_END, _SENT_END, re.escape(_SENT_CLOSE), _SENT_END, re.escape(_SENT_CLOSE)))
-_EN_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+")
+# The one definition of sentence ends, shared with the word-list splitter of
+# tools/prepare_data.py. The CJK marks end a sentence wherever they are; the ASCII ones only
+# when whitespace follows, so that 3.5 stays whole.
+SENTENCE_ENDS = "。！？"
+SPACED_SENTENCE_ENDS = ".!?"
+# Closing quotes and brackets (and more end marks) right after an end stay with the sentence
+# they close: 。” is one end, not an end and then a sentence of its own.
+CLOSING_MARKS = "”’）》」』】〕)]\"'"
+_SENTENCE_BREAK = re.compile("[%s][%s]*|[%s]+[%s]*(?=\\s)" % (
+    SENTENCE_ENDS, re.escape(SENTENCE_ENDS + CLOSING_MARKS), re.escape(SPACED_SENTENCE_ENDS),
+    re.escape(CLOSING_MARKS)))
 
 
 def split_sentences(text):
-    """Sentences of a paragraph: cut after 。！？ (closing quotes stay with the sentence), and
-    after .!? followed by whitespace (English). Empty pieces are dropped."""
-    out = []
-    for piece in _ZH_SENTENCE.findall(text):
-        for part in _EN_BREAK.split(piece):
-            if part.strip():
-                out.append(part.strip())
-    return out
+    """Sentences of a paragraph, stripped: cut after 。！？ and after .!? followed by
+    whitespace, the closing marks right after a cut staying with its sentence (see
+    CLOSING_MARKS). Empty pieces are dropped."""
+    out, start = [], 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        out.append(text[start:match.end()].strip())
+        start = match.end()
+    out.append(text[start:].strip())
+    return [sentence for sentence in out if sentence]
 
 
 class Document(object):
@@ -167,6 +174,7 @@ class DocumentTaskReader(object):
             seed_for(random_seed, 10, list(DOCUMENT_TASKS).index(kind)))
         self.classes = permutation_classes(max_segments)
         self.current_epoch = 0
+        self.position = None
         if kind == "sentence_distance" and len(self.docs) < 2:
             raise DataError("%s: sentence_distance needs at least 2 documents" % path)
 
@@ -240,12 +248,11 @@ class DocumentTaskReader(object):
         tokens, sent_ids = _pack(pair, self.cls_id, self.sep_id, self.sent_types)
         return Example(tokens, sent_ids, list(range(len(tokens))), label)
 
-    def examples(self):
-        """Endless: every epoch visits each document once, in a new order."""
-        while True:
-            self.current_epoch += 1
-            for index in self.rng.permutation(len(self.docs)):
-                yield self.example(int(index))
+    def epoch_examples(self, epoch):
+        """One example of each document, in a new order each epoch (0-based)."""
+        self.current_epoch = epoch + 1
+        for index in self.rng.permutation(len(self.docs)):
+            yield self.example(int(index))
 
     # ---- batches ---------------------------------------------------------------------------
     def pad_batch(self, examples):
@@ -256,10 +263,16 @@ class DocumentTaskReader(object):
             batch["labels"] = np.array([e.label for e in examples], dtype="int64")
         return batch
 
-    def data_generator(self):
+    def data_generator(self, start=None):
+        """A function returning an endless generator of batches; they run on across epochs
+        (batching.epoch_batches with cut_epochs=False) and the trainers take turns.
+        `position` follows them; `start`, a `position` saved before, continues right after
+        it (the examples are drawn again from the beginning: give a reader as new)."""
         def generator():
-            batches = batching.batch_records(self.examples(), self.batch_size, self.in_tokens,
-                                             length=lambda e: len(e.token_ids))
-            for group in batching.shard_batches(batches, self.trainer_id, self.num_trainers):
+            for group, position, _ in batching.epoch_batches(
+                    self.epoch_examples, None, self.batch_size, self.in_tokens,
+                    trainer_id=self.trainer_id, num_trainers=self.num_trainers, start=start,
+                    cut_epochs=False):
+                self.position = position
                 yield self.pad_batch(group)
         return generator

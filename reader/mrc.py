@@ -33,7 +33,7 @@ import unicodedata
 import numpy as np
 
 from reader import batching
-from reader.task_reader import BaseReader, _record_len
+from reader.task_reader import BaseReader
 from tokenization import _is_control, _is_whitespace, tokenize_chinese_chars
 from utils.errors import DataError, UsageError
 
@@ -223,9 +223,12 @@ def read_squad(path, is_training):
 class MRCReader(BaseReader):
     """SQuAD-format files -> features (document windows) -> batches.
 
-    Per file and mode (training or not) the examples and features are built once and cached.
-    `get_num_examples(path)` counts features, as 2019 did (the train progress denominator);
-    `get_num_questions(path)` counts questions."""
+    Per file and mode (training or not) the examples and features are built once and cached
+    (`load`). A file's records are its training features (with answer labels): what
+    `get_num_examples` counts, as 2019 did (the train progress denominator), `count_batches`
+    batches and the train phase of `data_generator` reads; evaluation features have no
+    labels (a question may have several answers, or none). `get_num_questions(path)` counts
+    questions."""
 
     def __init__(self, vocab_path, label_map_config=None, max_seq_len=512, do_lower_case=True,
                  in_tokens=False, random_seed=None, tokenizer="FullTokenizer",
@@ -248,7 +251,6 @@ class MRCReader(BaseReader):
         self.doc_stride = doc_stride
         self.max_query_length = max_query_length
         self.do_lower_case = do_lower_case
-        self._mrc_cache = {}
 
     # ---- examples ------------------------------------------------------------------------
     def _build_example(self, qid, question, context, answers, is_training):
@@ -340,7 +342,7 @@ class MRCReader(BaseReader):
     def load(self, path, is_training=False):
         """(examples, features) of a file, built once per (path, mode)."""
         key = (path, bool(is_training))
-        if key not in self._mrc_cache:
+        if key not in self._cache:
             questions = read_squad(path, is_training)
             if not questions:
                 raise DataError("%s: no questions in the file" % path)
@@ -354,8 +356,8 @@ class MRCReader(BaseReader):
                 next_id += len(feats)
                 examples.append(example)
                 features.extend(feats)
-            self._mrc_cache[key] = (examples, features)
-        return self._mrc_cache[key]
+            self._cache[key] = (examples, features)
+        return self._cache[key]
 
     def has_answers(self, path):
         """Does the (evaluation) file carry gold answers?"""
@@ -363,14 +365,9 @@ class MRCReader(BaseReader):
         return bool(examples[0].answer_texts)
 
     # ---- BaseReader interface ------------------------------------------------------------
-    def records(self, path, is_training=True):
-        """The file's features; training ones (with labels) by default, which is what
-        BaseReader's train generator and count_batches batch."""
-        return self.load(path, is_training)[1]
-
-    def get_num_examples(self, path, is_training=True):
-        """Number of features (windows), the 2019 count."""
-        return len(self.load(path, is_training)[1])
+    def records(self, path):
+        """The file's training features."""
+        return self.load(path, is_training=True)[1]
 
     def get_num_questions(self, path, is_training=True):
         return len(self.load(path, is_training)[0])
@@ -385,16 +382,16 @@ class MRCReader(BaseReader):
 
     def data_generator(self, input_file, batch_size, epoch=1, shuffle=True, phase=None,
                        trainer_id=0, num_trainers=1, start=None):
-        """The train phase is BaseReader's generator over the training features (labels):
-        a fresh seeded shuffle every epoch (when `shuffle`), `current_epoch`,
-        `current_example` and a resumable `position`, and `start` (a `position` saved by an
-        earlier run) to continue right after it. Other phases read the file once, without
-        training labels (its questions may have several answers or none), in its order."""
-        if phase == "train":
-            return super().data_generator(input_file, batch_size, epoch, shuffle, phase,
-                                          trainer_id, num_trainers, start)
+        """The train phase batches the training features as BaseReader does: a fresh seeded
+        shuffle every epoch (when `shuffle`), `current_epoch`, `current_example` and a
+        resumable `position`, `start` to continue right after one. Other phases batch the
+        evaluation features once, in file order, whatever `epoch` and `shuffle` say: an
+        evaluation predicts every feature once."""
         if batch_size <= 0:
             raise UsageError("--batch_size must be positive, got %d" % batch_size)
-        features = self.records(input_file, is_training=False)
-        return lambda: (self.pad_batch(batch) for batch in batching.batch_records(
-            features, batch_size, self.in_tokens, length=_record_len))
+        if phase == "train":
+            features = self.records(input_file)
+        else:
+            features, epoch, shuffle = self.load(input_file, is_training=False)[1], 1, False
+        return self.batch_generator(features, batch_size, epoch, shuffle, phase, trainer_id,
+                                    num_trainers, start)

@@ -354,6 +354,7 @@ class ErnieDataReader(object):
         self.current_file_index = 0
         self.current_file = ""
         self.mask_type = ""
+        self.position = None
         self.stats = collections.Counter()
         self._reported_files = set()    # malformed lines are printed on a file's first read
 
@@ -518,6 +519,7 @@ class ErnieDataReader(object):
 
     # ---- samples -> batches ----------------------------------------------------------------
     def _epoch_files(self):
+        """This trainer's [(path, mask_word_prob)] of the next epoch."""
         files = list(self.files)
         if self.shuffle_files:
             self.file_rng.shuffle(files)
@@ -525,39 +527,55 @@ class ErnieDataReader(object):
             files = files[:self.total_file][self.trainer_id::self.num_trainers]
         return files
 
+    def epoch_samples(self, epoch):
+        """(Sample, mask_word) of one epoch (0-based), updating the progress fields."""
+        self.current_epoch = epoch + 1
+        for index, (path, prob) in enumerate(self._epoch_files()):
+            mask_word = bool(self.sample_rng.random_sample() < prob)
+            self.current_file_index = (index + 1) * (self.num_trainers
+                                                     if self.shard_files else 1)
+            self.current_file = path
+            self.mask_type = "mask_word" if mask_word else "mask_char"
+            stream = self.read_file(path)
+            if not self.is_test:
+                if self.generate_neg_sample:
+                    stream = self.mixin_negative_samples(stream)
+                else:
+                    stream = self.shuffle_samples(stream)
+            for sample in stream:
+                yield sample, mask_word
+
     def samples(self):
-        """(Sample, mask_word, serial) over all epochs and files, updating the progress fields;
-        serial numbers the samples of this trainer's stream from 0."""
+        """(Sample, mask_word, serial) over all epochs; serial numbers the samples of this
+        trainer's stream from 0."""
         serial = itertools.count()
         for epoch in range(self.epoch):
-            self.current_epoch = epoch + 1
-            for index, (path, prob) in enumerate(self._epoch_files()):
-                mask_word = bool(self.sample_rng.random_sample() < prob)
-                self.current_file_index = (index + 1) * (self.num_trainers
-                                                         if self.shard_files else 1)
-                self.current_file = path
-                self.mask_type = "mask_word" if mask_word else "mask_char"
-                stream = self.read_file(path)
-                if not self.is_test:
-                    if self.generate_neg_sample:
-                        stream = self.mixin_negative_samples(stream)
-                    else:
-                        stream = self.shuffle_samples(stream)
-                for sample in stream:
-                    yield sample, mask_word, next(serial)
+            for sample, mask_word in self.epoch_samples(epoch):
+                yield sample, mask_word, next(serial)
 
-    def _batches(self):
-        return batching.batch_records(self.samples(), self.batch_size, self.in_tokens,
-                                      length=lambda item: len(item[0].token_ids))
+    def data_generator(self, start=None):
+        """A function returning a generator of batch dicts (one pass over `epoch` epochs).
 
-    def data_generator(self):
-        """A function returning a generator of batch dicts (one pass over `epoch` epochs)."""
+        Batches run on across file and epoch boundaries (batching.epoch_batches with
+        cut_epochs=False); with file sharding each trainer batches its own files, otherwise
+        all trainers read the same stream and take every N-th batch. `position` follows the
+        batches; `start`, a `position` saved before, continues right after it (the stream is
+        read again from its beginning: give a reader as new)."""
+        sharded = self.num_trainers > 1 and not self.shard_files
 
         def generator():
-            batches = self._batches()   # serials restart: the same masks at every validation
-            if self.num_trainers > 1 and not self.shard_files:
-                batches = batching.shard_batches(batches, self.trainer_id, self.num_trainers)
-            for group in batches:
+            serials = itertools.count()   # restart: the same masks at every validation
+
+            def numbered(epoch):
+                return ((s, m, next(serials)) for s, m in self.epoch_samples(epoch))
+
+            for group, position, _ in batching.epoch_batches(
+                    numbered, self.epoch, self.batch_size, self.in_tokens,
+                    length=lambda item: len(item[0].token_ids),
+                    trainer_id=self.trainer_id if sharded else 0,
+                    num_trainers=self.num_trainers if sharded else 1, start=start,
+                    cut_epochs=False):
+                self.position = position
                 samples = [s for s, _, _ in group]
                 lengths = [len(s.token_ids) for s in samples]
                 draws = sample_draws(self.mask_seed, [n for _, _, n in group], lengths,

@@ -136,10 +136,6 @@ def check_label_map_ids(label_map, path, num_labels):
                                                     _and(unnamed)))
 
 
-def _record_len(record):
-    return len(record.token_ids)
-
-
 def truncate_pair(tokens_a, tokens_b, max_len):
     """Drop the last token of the longer side (b on ties) until both fit in max_len."""
     while len(tokens_a) + len(tokens_b) > max_len:
@@ -248,7 +244,7 @@ class BaseReader(object):
     def count_batches(self, path, batch_size):
         """Batches in one pass over the file in its own order (the LR schedule's horizon)."""
         return sum(1 for _ in batching.batch_records(self.records(path), batch_size,
-                                                     self.in_tokens, length=_record_len))
+                                                     self.in_tokens, batching.token_count))
 
     # ---- records -> batches --------------------------------------------------------------
     def pad_batch(self, records):
@@ -261,39 +257,40 @@ class BaseReader(object):
 
     def data_generator(self, input_file, batch_size, epoch=1, shuffle=True, phase=None,
                        trainer_id=0, num_trainers=1, start=None):
-        """A function returning a generator of padded batches over `epoch` passes.
-
-        Each epoch shuffles the file's records afresh with the reader's RandomState, groups
-        them into batches and deals the batches to trainers (batching.shard_batches). In the
-        train phase `current_epoch` (0-based), `current_example` and `position` follow the
-        progress; `start` (a `position` saved by an earlier run) resumes right after the batch
-        it names, with the same shuffles as the uninterrupted run."""
+        """A function returning a generator of padded batches over `epoch` passes over the
+        file's records (see `batch_generator`)."""
         if batch_size <= 0:
             raise UsageError("--batch_size must be positive, got %d" % batch_size)
         records = self.records(input_file)
         if not records:
             raise DataError("%s: no examples after the header line" % input_file)
+        return self.batch_generator(records, batch_size, epoch, shuffle, phase, trainer_id,
+                                    num_trainers, start)
+
+    def batch_generator(self, records, batch_size, epoch=1, shuffle=True, phase=None,
+                        trainer_id=0, num_trainers=1, start=None):
+        """A function returning a generator of padded batches over `epoch` passes.
+
+        Each pass shuffles the records afresh with the reader's RandomState, groups them
+        into batches and deals the batches to trainers (batching.epoch_batches). In the
+        train phase `current_epoch` (0-based), `current_example` and `position` follow the
+        progress; `start` (a `position` saved by an earlier run) resumes right after the batch
+        it names, with the same shuffles as the uninterrupted run."""
+
+        def epoch_records(_):
+            if not shuffle:
+                return records
+            return [records[i] for i in self.rng.permutation(len(records))]
 
         def generator():
-            first_epoch, skip = 0, 0
-            if start:
-                first_epoch, skip = start["epoch"], start["batch"]
-                self.rng.set_state(batching.decode_rng_state(start["rng"]))
-            for epoch_index in range(first_epoch, epoch):
-                rng_state = batching.encode_rng_state(self.rng.get_state())
-                order = self.rng.permutation(len(records)) if shuffle else range(len(records))
-                batches = list(batching.batch_records([records[i] for i in order], batch_size,
-                                                      self.in_tokens, length=_record_len))
-                seen = np.cumsum([len(b) for b in batches])
-                mine = list(batching.shard_batches(batches, trainer_id, num_trainers))
-                for k, batch in enumerate(mine):
-                    if epoch_index == first_epoch and k < skip:
-                        continue
-                    if phase == "train":
-                        self.current_epoch = epoch_index
-                        self.current_example = int(seen[(k + 1) * num_trainers - 1])
-                        self.position = {"epoch": epoch_index, "batch": k + 1, "rng": rng_state}
-                    yield self.pad_batch(batch)
+            for batch, position, examples in batching.epoch_batches(
+                    epoch_records, epoch, batch_size, self.in_tokens, trainer_id=trainer_id,
+                    num_trainers=num_trainers, rng=self.rng, start=start):
+                if phase == "train":
+                    self.current_epoch = position["epoch"]
+                    self.current_example = examples
+                    self.position = position
+                yield self.pad_batch(batch)
 
         return generator
 

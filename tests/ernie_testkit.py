@@ -81,7 +81,8 @@ def write_random_params(model_dir, seed=None):
     `seed` one whose every tensor (biases and layer norms too) is random, like a trained one."""
     import numpy as np
     from model.ernie import ErnieConfig, ErnieModel
-    from utils.checkpoint import model_params, write_legacy_dir
+    from utils.checkpoint import model_params
+    from utils.format_paddle2019 import write_legacy_dir
     model_dir = Path(model_dir)
     params = model_params(ErnieModel(ErnieConfig(str(model_dir / "ernie_config.json"))))
     if seed is not None:
@@ -135,7 +136,8 @@ def checkpoint_differences(want, got):
     the LR schedule's state in optimizer.pdopt, and train_state.json. [] when they are equal."""
     import numpy as np
     import paddle
-    from utils.checkpoint import OPTIMIZER_FILE, TRAIN_STATE_FILE, read_legacy_dir
+    from utils.checkpoint import OPTIMIZER_FILE, TRAIN_STATE_FILE
+    from utils.format_paddle2019 import read_legacy_dir
     want, got = Path(want), Path(got)
     diffs = []
     a, b = read_legacy_dir(str(want)), read_legacy_dir(str(got))
@@ -612,7 +614,7 @@ def add_classifier_head(num_labels, hidden=16):
     checkpoint holds it."""
     def damage(directory):
         import numpy as np
-        from utils.checkpoint import write_legacy_tensor
+        from utils.format_paddle2019 import write_legacy_tensor
         write_legacy_tensor(str(directory / "_cls_out_w"),
                             np.zeros((hidden, num_labels), "float32"))
         write_legacy_tensor(str(directory / "_cls_out_b"), np.zeros((num_labels,), "float32"))
@@ -624,7 +626,7 @@ def add_sequence_label_head(num_labels, hidden=16):
     `num_labels` outputs, as a fine-tuned NER checkpoint holds it."""
     def damage(directory):
         import numpy as np
-        from utils.checkpoint import write_legacy_tensor
+        from utils.format_paddle2019 import write_legacy_tensor
         write_legacy_tensor(str(directory / "cls_seq_label_out_w"),
                             np.zeros((hidden, num_labels), "float32"))
         write_legacy_tensor(str(directory / "cls_seq_label_out_b"),

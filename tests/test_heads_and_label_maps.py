@@ -47,7 +47,7 @@ def both(*damages):
 
 def add_mrc_head(hidden=16):
     def damage(directory):
-        from utils.checkpoint import write_legacy_tensor
+        from utils.format_paddle2019 import write_legacy_tensor
         write_legacy_tensor(str(directory / "cls_mrc_out_w"), np.zeros((hidden, 2), "float32"))
         write_legacy_tensor(str(directory / "cls_mrc_out_b"), np.zeros((2,), "float32"))
     return damage

@@ -11,8 +11,8 @@ import pytest
 import run_mrc
 from ernie_testkit import (REPO, checkpoint_differences, kill_nine_after_checkpoint,
                            write_tiny_model)
-from utils.checkpoint import read_legacy_dir
 from utils.errors import run_cli
+from utils.format_paddle2019 import read_legacy_dir
 from tools.prepare_data import build_mrc
 
 

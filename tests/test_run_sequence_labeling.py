@@ -207,7 +207,7 @@ def test_resume_auto_continues_where_the_run_stopped(tmp_path):
     """A run stopped after its first checkpoint and resumed with --resume auto ends with the
     parameters of the run that was never stopped."""
     import shutil
-    from utils.checkpoint import read_legacy_dir
+    from utils.format_paddle2019 import read_legacy_dir
     rows = ["中\x02国\tB-LOC\x02I-LOC", "他\x02好\tO\x02O", "李\x02明\x02来\tB-PER\x02I-PER\x02O",
             "北\x02京\tB-LOC\x02I-LOC"] * 6
     (tmp_path / "train.tsv").write_text("text_a\tlabel\n" + "\n".join(rows) + "\n",

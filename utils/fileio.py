@@ -1,16 +1,36 @@
-"""Atomic file writes: a reader never sees a half-written output, a killed run leaves the old
-file (or none) in place. And the check every entry point makes of its output locations before
-any work starts (check_output_dir, check_output_file)."""
+"""Atomic writes: a reader never sees a half-written output, a killed run leaves the old file
+or directory (or none) in place. And the check every entry point makes of its output locations
+before any work starts (check_output_dir, check_output_file).
+
+Every write goes to the temporary sibling `<path>.tmp-<pid>` and is renamed into place; a
+directory being replaced is first moved aside as `<path>.old-<pid>`. The pid in both names lets
+a later run tell the leftovers of a dead process from those of a live one."""
 import contextlib
 import os
+import shutil
 
 from utils.errors import UsageError
+
+
+def _tmp_name(path):
+    return "%s.tmp-%d" % (path, os.getpid())
+
+
+def remove_quietly(path):
+    """Remove a file, or a directory with everything in it; errors are ignored."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary sibling path to write; it replaces `path` only if the block succeeds."""
-    tmp = "%s.tmp-%d" % (path, os.getpid())
+    tmp = _tmp_name(path)
     parent = os.path.dirname(path)
     if parent:  # a missing folder is made, as the --output_dir of every entry point is
         os.makedirs(parent, exist_ok=True)
@@ -26,6 +46,44 @@ def atomic_write_text(path, text):
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest, keep=lambda name: False):
+    """Yield a new empty directory `<dest>.tmp-<pid>` to fill; if the block succeeds it becomes
+    `dest`, otherwise it is removed and `dest` is left as it was.
+
+    An existing `dest` is swapped out in two renames: `dest` -> `<dest>.old-<pid>`, then the
+    new directory -> `dest`, then the old one is removed. Files of the old `dest` that
+    `keep(name)` accepts (vocab.txt, notes) are copied into the new one first, unless it has
+    them. A process killed between the two renames leaves no `dest` and both copies whole, so
+    a later run can bring one back (utils.checkpoint.latest_checkpoint does)."""
+    dest = os.path.normpath(os.fspath(dest))
+    tmp = _tmp_name(dest)
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    remove_quietly(tmp)
+    os.mkdir(tmp)
+    try:
+        yield tmp
+        if os.path.isdir(dest):
+            for name in os.listdir(dest):
+                src, dst = os.path.join(dest, name), os.path.join(tmp, name)
+                if keep(name) and os.path.isfile(src) and not os.path.exists(dst):
+                    shutil.copy2(src, dst)
+            old = "%s.old-%d" % (dest, os.getpid())
+            remove_quietly(old)
+            os.rename(dest, old)
+            try:
+                os.rename(tmp, dest)
+            except BaseException:
+                os.rename(old, dest)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, dest)
+    finally:
+        if os.path.lexists(tmp):   # what a failed write left
+            remove_quietly(tmp)
 
 
 def _nearest_existing(path):

@@ -8,11 +8,13 @@ def build_parser(description):
 
     model_g = ArgumentGroup(parser, "model", "model config and parameters.")
     model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
-    model_g.add_arg("init_checkpoint", str, None, "Checkpoint to start from: parameters, and optimizer state when present.")
+    model_g.add_arg("init_checkpoint", str, None,
+                    "Checkpoint to start from: parameters, and optimizer state when present.")
     model_g.add_arg("init_pretraining_params", str, None,
                     "Pretrained encoder parameters to fine-tune from (heads start fresh); "
                     "ignored when --init_checkpoint is given.")
-    model_g.add_arg("checkpoints", str, "checkpoints", "Directory for checkpoints (step_N) and outputs.")
+    model_g.add_arg("checkpoints", str, "checkpoints",
+                    "Directory for checkpoints (step_N) and outputs.")
     model_g.add_arg("resume", str, None,
                     "(ours) auto: continue from the latest complete checkpoint in --checkpoints.")
     model_g.add_arg("is_classify", bool, True, "Classification head (softmax over --num_labels).")
@@ -23,22 +25,28 @@ def build_parser(description):
     train_g = ArgumentGroup(parser, "training", "optimisation and schedule.")
     train_g.add_arg("epoch", int, 3, "Passes over the training set.")
     train_g.add_arg("learning_rate", float, 5e-5, "Peak learning rate.")
-    train_g.add_arg("lr_scheduler", str, "linear_warmup_decay", "Learning-rate schedule after warmup.",
+    train_g.add_arg("lr_scheduler", str, "linear_warmup_decay",
+                    "Learning-rate schedule after warmup.",
                     choices=["linear_warmup_decay", "noam_decay"])
-    train_g.add_arg("weight_decay", float, 0.01, "Decoupled weight decay (not on layer norms and biases).")
+    train_g.add_arg("weight_decay", float, 0.01,
+                    "Decoupled weight decay (not on layer norms and biases).")
     train_g.add_arg("warmup_proportion", float, 0.1,
                     "Share of the training steps spent in linear warmup; 0 keeps the LR constant.")
     train_g.add_arg("save_steps", int, 10000, "Save a checkpoint every this many steps.")
-    train_g.add_arg("validation_steps", int, 1000, "Evaluate on the dev sets every this many steps (and at each new epoch).")
+    train_g.add_arg("validation_steps", int, 1000,
+                    "Evaluate the dev sets and predict the test sets every this many steps "
+                    "(classification also at each new epoch).")
     train_g.add_arg("use_fp16", bool, False, "fp16 mixed precision (GPU).")
     train_g.add_arg("use_bf16", bool, False, "(ours) bf16 mixed precision on CPUs that have it.")
     train_g.add_arg("loss_scaling", float, None,
                     "(v2.0 flag) Static fp16 loss scale: with --use_fp16 on a GPU the loss is "
                     "multiplied by it and the gradients divided by it, with no dynamic "
                     "scaling; elsewhere a notice says it has no effect.")
-    train_g.add_arg("use_dynamic_loss_scaling", bool, True, "Adjust the fp16 loss scale on overflow.")
+    train_g.add_arg("use_dynamic_loss_scaling", bool, True,
+                    "Adjust the fp16 loss scale on overflow.")
     train_g.add_arg("init_loss_scaling", float, 102400, "Initial fp16 loss scale.")
-    train_g.add_arg("incr_every_n_steps", int, 100, "Grow the loss scale after this many finite steps.")
+    train_g.add_arg("incr_every_n_steps", int, 100,
+                    "Grow the loss scale after this many finite steps.")
     train_g.add_arg("decr_every_n_nan_or_inf", int, 2,
                     "Shrink the loss scale after this many steps with inf/nan gradients.")
     train_g.add_arg("incr_ratio", float, 2.0, "Loss-scale growth factor.")
@@ -52,7 +60,8 @@ def build_parser(description):
     log_g = ArgumentGroup(parser, "logging", "what is printed.")
     log_g.add_arg("skip_steps", int, 10, "Print the training log line every this many steps.")
     log_g.add_arg("verbose", bool, False, "Also print the learning rate.")
-    log_g.add_arg("use_visualdl", bool, False, "(ours) Also write loss and dev metrics for VisualDL.")
+    log_g.add_arg("use_visualdl", bool, False,
+                  "(ours) Also write loss and dev metrics for VisualDL to <checkpoints>/visualdl.")
 
     data_g = ArgumentGroup(parser, "data", "Data files, vocabulary and batching.")
     data_g.add_arg("tokenizer", str, "FullTokenizer",
@@ -66,7 +75,8 @@ def build_parser(description):
     data_g.add_arg("max_seq_len", int, 512, "Longest input in tokens, [CLS] and [SEP] included.")
     data_g.add_arg("batch_size", int, 32,
                    "Examples per batch and card (tokens with --in_tokens).")
-    data_g.add_arg("predict_batch_size", int, None, "Batch size for evaluation and prediction (default: --batch_size).")
+    data_g.add_arg("predict_batch_size", int, None,
+                   "Batch size for evaluation and prediction (default: --batch_size).")
     data_g.add_arg("in_tokens", bool, False,
                    "Count --batch_size in padded tokens instead of examples.")
     data_g.add_arg("do_lower_case", bool, True,
@@ -77,7 +87,8 @@ def build_parser(description):
     data_g.add_arg("diagnostic", str, None, "GLUE diagnostic TSV to predict after training.")
     data_g.add_arg("diagnostic_save", str, None, "Where to write the diagnostic predictions.")
     data_g.add_arg("max_query_length", int, 64, "Question tokens kept (reading comprehension).")
-    data_g.add_arg("max_answer_length", int, 100, "Longest answer in tokens (reading comprehension).")
+    data_g.add_arg("max_answer_length", int, 100,
+                   "Longest answer in tokens (reading comprehension).")
     data_g.add_arg("doc_stride", int, 128,
                    "Stride in tokens between windows over a long context.")
     data_g.add_arg("n_best_size", int, 20,
@@ -94,8 +105,10 @@ def build_parser(description):
     run_type_g.add_arg("do_train", bool, True, "Train.")
     run_type_g.add_arg("do_val", bool, True, "Evaluate on --dev_set.")
     run_type_g.add_arg("do_test", bool, True, "Predict --test_set.")
-    run_type_g.add_arg("use_multi_gpu_test", bool, False, "(accepted; evaluation runs on trainer 0).")
-    run_type_g.add_arg("metrics", bool, True, "(accepted; unused, as in 2019).")
+    run_type_g.add_arg("use_multi_gpu_test", bool, False,
+                       "(accepted; evaluation runs on trainer 0).")
+    run_type_g.add_arg("metrics", bool, True,
+                       "(accepted; no effect: 2019 defined it but never read it).")
     run_type_g.add_arg("shuffle", bool, True, "Shuffle the training set every epoch.")
     run_type_g.add_arg("for_cn", bool, True, "Chinese data: remove spaces from the text columns.")
     run_type_g.add_arg("is_distributed", bool, False,

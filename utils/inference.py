@@ -11,15 +11,17 @@ import paddle
 from paddle import inference
 
 from utils.errors import DataError
+from utils.loop import eval_mode
 
 
 def export(layer, prefix, input_spec):
-    """Save `layer` (in eval mode) as an inference program; returns the prefix."""
+    """Save `layer`, as it runs in eval mode (no dropout), as an inference program; returns
+    the prefix."""
     parent = os.path.dirname(prefix)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    layer.eval()
-    paddle.jit.save(layer, prefix, input_spec=input_spec)
+    with eval_mode(layer):
+        paddle.jit.save(layer, prefix, input_spec=input_spec)
     return prefix
 
 
@@ -56,17 +58,3 @@ class Predictor(object):
         return [self.predictor.get_output_handle(name).copy_to_cpu()
                 for name in self.predictor.get_output_names()]
 
-
-def run_in_length_order(predictor, records, batch_size, pad_batch, per_example):
-    """Predict `records` in batches of similar length (less padding), results in input order.
-
-    pad_batch(records) -> feed dict; per_example(outputs, feed) -> one result per record."""
-    from reader.batching import length_sorted_order, restore_order
-    from utils.progress import progress
-    order = length_sorted_order([len(r.token_ids) for r in records])
-    results = []
-    starts = range(0, len(order), batch_size)
-    for start in progress(starts, len(starts), "predict"):
-        feed = pad_batch([records[i] for i in order[start:start + batch_size]])
-        results.extend(per_example(predictor.run(feed), feed))
-    return restore_order(results, order)

@@ -58,7 +58,7 @@ def build_parser(description="ERNIE pretraining"):
                     "The less-than-one-multiplier to use when decreasing the loss scaling.")
     train_g.add_arg("multitask_config", str, None,
                     "(ours) ERNIE 2.0 continual multi-task pretraining: a json file of tasks and "
-                    "stages (see model/multitask.py); replaces --train_filelist.")
+                    "stages (see pretraining/multitask.py); replaces --train_filelist.")
 
     log_g = ArgumentGroup(parser, "logging", "logging related.")
     log_g.add_arg("skip_steps", int, 10, "The steps interval to print loss.")

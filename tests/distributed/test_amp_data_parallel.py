@@ -10,7 +10,7 @@ import pytest
 from ernie_testkit import REPO, launch
 from ernie_testkit import data_parallel_classifier_args as classifier_args
 from utils.amp import cpu_bf16_works
-from utils.checkpoint import read_legacy_dir
+from utils.format_paddle2019 import read_legacy_dir
 
 
 def relative(a, b, name):

@@ -11,7 +11,7 @@ import pytest
 
 from ernie_testkit import REPO, launch
 from ernie_testkit import data_parallel_classifier_args as classifier_args
-from utils.checkpoint import read_legacy_dir
+from utils.format_paddle2019 import read_legacy_dir
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ernie_testkit import PEOPLE_DAILY, REPO, launch, write_random_params, write_tiny_model
-from utils.checkpoint import read_legacy_dir
+from utils.format_paddle2019 import read_legacy_dir
 
 # 32 examples, batch 16 (one trainer) or 8 + 8 (two): 2 steps an epoch, 2 epochs -> step_4
 N_EXAMPLES, EPOCHS, STEPS = 32, 2, 4

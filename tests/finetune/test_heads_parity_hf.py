@@ -20,7 +20,8 @@ transformers = pytest.importorskip("transformers")
 
 from finetune import classifier, mrc, sequence_label
 from model.ernie import ErnieConfig, encoder_feed, encoder_input_spec
-from utils.checkpoint import model_params, params_to_hf, save_params
+from utils.checkpoint import model_params, save_params
+from utils.format_hf import params_to_hf
 from utils.runtime import compile_model
 
 CONFIGS = {

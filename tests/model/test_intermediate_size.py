@@ -10,6 +10,7 @@ import pytest
 from ernie_testkit import file_2019
 from model.ernie import ErnieConfig, ErnieForPretraining, ErnieModel
 from utils import checkpoint as ckpt
+from utils import format_hf
 from utils.errors import DataError
 
 
@@ -115,12 +116,12 @@ def test_the_2019_configs_are_accepted(name):
 # ---- HF conversion carries intermediate_size ----------------------------------------------------
 
 def test_hf_config_conversion_carries_intermediate_size_both_ways():
-    hf = ckpt.ernie_to_hf_config(base(intermediate_size=100))
+    hf = format_hf.ernie_to_hf_config(base(intermediate_size=100))
     assert hf["intermediate_size"] == 100
-    assert ckpt.ernie_to_hf_config(base())["intermediate_size"] == 192
-    assert ckpt.hf_to_ernie_config(hf) == base(intermediate_size=100)
+    assert format_hf.ernie_to_hf_config(base())["intermediate_size"] == 192
+    assert format_hf.hf_to_ernie_config(hf) == base(intermediate_size=100)
     # a 4*hidden FFN is the 2019 default: the converted config stays a 2019 one
-    assert "intermediate_size" not in ckpt.hf_to_ernie_config(dict(hf, intermediate_size=192))
+    assert "intermediate_size" not in format_hf.hf_to_ernie_config(dict(hf, intermediate_size=192))
 
 
 def torch_batch(seed):

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 import train
-from model.ernie import ErnieConfig
-from model.multitask import (ErnieMultiTask, FreshGradOptimizer, MultiTaskConfig,
-                             make_task_reader, task_feed, task_input_spec, task_loss)
+from model.ernie import ErnieConfig, feed, input_spec
+from model.multitask import ErnieMultiTask, task_input_names
+from pretraining.multitask import (FreshGradOptimizer, MultiTaskConfig, make_task_reader,
+                                   task_loss)
 from tools import pretrain_data
-from utils.checkpoint import read_legacy_dir
 from utils.errors import UsageError
+from utils.format_paddle2019 import read_legacy_dir
 from utils.optimization import make_optimizer
 
 pytest.importorskip("snownlp")
@@ -183,7 +184,8 @@ def test_task_ids_and_readers(data):
         _, gen = make_task_reader(task, args, cfg, RT(), {}, {})
         batch = next(gen())
         assert np.all(batch["task_ids"] == task.task_id), name
-        assert len(task_feed(task, batch)) == len(task_input_spec(cfg, task))
+        names = task_input_names(task.kind)
+        assert len(feed(batch, names)) == len(input_spec(names))
 
 
 def test_a_step_moves_only_the_sampled_head(data):
@@ -203,7 +205,7 @@ def test_a_step_moves_only_the_sampled_head(data):
         task = mt.tasks[name]
         _, gen = make_task_reader(task, args, cfg, RT(), {}, {})
         batch = next(gen())
-        loss, _ = task_loss(task, model(name, *task_feed(task, batch)), batch)
+        loss, _ = task_loss(task, model(name, *feed(batch, task_input_names(task.kind))), batch)
         loss.backward()
         opt.step()
         opt.clear_grad()

@@ -125,7 +125,7 @@ def test_pretraining_gradients_match_transformers(kind, static, tmp_path):
     training-only code paths (the bias added by matmul, the to_static step) that the
     inference comparisons above do not run."""
     import paddle.nn.functional as F
-    from utils.checkpoint import params_to_hf
+    from utils.format_hf import params_to_hf
     cfg = make_config(kind)
     model = ErnieForPretraining(cfg)
     randomize(model, seed=5)

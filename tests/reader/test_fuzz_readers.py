@@ -22,8 +22,8 @@ from reader.pretraining import (ErnieDataReader, MalformedLine, parse_sample, re
 from reader.task_reader import (ClassifyReader, ExtractEmbeddingReader, SequenceLabelReader,
                                 load_label_map, read_tsv)
 from tokenization import load_vocab
-from utils.checkpoint import read_legacy_tensor, write_legacy_tensor
 from utils.errors import DataError, UsageError
+from utils.format_paddle2019 import read_legacy_tensor, write_legacy_tensor
 
 SEED = 20190731
 EXPECTED = (DataError, UsageError)

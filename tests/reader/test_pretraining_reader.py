@@ -357,6 +357,9 @@ def doc_setup(tmp_path):
 def test_split_sentences():
     assert split_sentences("他说：“好。”然后走了！真的？Yes. It is.") == \
         ["他说：“好。”", "然后走了！", "真的？", "Yes.", "It is."]
+    # closing marks and further ends stay with the sentence; .!? end one only before whitespace
+    assert split_sentences("好。”！再见。」 He said [so.] 3.5 was it?\nYes") == \
+        ["好。”！", "再见。」", "He said [so.]", "3.5 was it?", "Yes"]
 
 
 def test_capitalization_and_token_document_relation(doc_setup):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from ernie_testkit import REPO, assert_same, ernie_config, ernie_params
-from utils import checkpoint as ckpt
 from tools.convert_params import main
+from utils import checkpoint as ckpt
+from utils import format_paddle2019, format_pdparams
 from utils.errors import run_cli
 
 
@@ -23,7 +24,7 @@ def test_convert_2019_to_hf_and_back(tmp_path, capsys):
     import transformers
     model_dir = tmp_path / "ernie"
     params = ernie_params(True, ("pretraining",))
-    ckpt.write_legacy_dir(params, model_dir / "params")
+    format_paddle2019.write_legacy_dir(params, model_dir / "params")
     cfg = ernie_config(True)
     (model_dir / "ernie_config.json").write_text(json.dumps(cfg))
 
@@ -40,13 +41,13 @@ def test_convert_2019_to_hf_and_back(tmp_path, capsys):
     out_dir.mkdir()
     code, out, err = cli([tmp_path / "hf", out_dir / "params", "--to", "paddle2019"], capsys)
     assert code == 0, err
-    assert_same(ckpt.read_legacy_dir(out_dir / "params"), params)
+    assert_same(format_paddle2019.read_legacy_dir(out_dir / "params"), params)
     assert json.loads((out_dir / "ernie_config.json").read_text()) == cfg
 
     # HF -> pdparams, then pdparams -> hf with an explicit config and base head
     code, _, err = cli([tmp_path / "hf", out_dir / "m.pdparams", "--to", "pdparams"], capsys)
     assert code == 0, err
-    assert_same(ckpt.read_pdparams(out_dir / "m.pdparams"), params)
+    assert_same(format_pdparams.read_pdparams(out_dir / "m.pdparams"), params)
     code, _, err = cli([out_dir / "m.pdparams", tmp_path / "hf_base", "--to", "hf", "--head",
                         "base", "--ernie_config_path", out_dir / "ernie_config.json"], capsys)
     assert code == 0, err
@@ -60,14 +61,14 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and err.startswith("error: ") and "nope" in err and err.count("\n") == 1
 
     d = tmp_path / "params"
-    ckpt.write_legacy_dir({"a": np.ones((3, 4), np.float32)}, d)
+    format_paddle2019.write_legacy_dir({"a": np.ones((3, 4), np.float32)}, d)
     (d / "a").write_bytes((d / "a").read_bytes()[:-5])
     code, out, err = cli([d, tmp_path / "o.pdparams", "--to", "pdparams"], capsys)
     assert code == 1 and err.count("\n") == 1
     assert err.startswith("error: %s: truncated tensor file" % (d / "a"))
     assert not (tmp_path / "o.pdparams").exists()
 
-    ckpt.write_legacy_dir({"a": np.ones((3, 4), np.float32)}, d)
+    format_paddle2019.write_legacy_dir({"a": np.ones((3, 4), np.float32)}, d)
     code, out, err = cli([d, tmp_path / "hf", "--to", "hf"], capsys)
     assert code == 2 and "--ernie_config_path" in err and err.count("\n") == 1
     code, out, err = cli([d, tmp_path / "x", "--to", "onnx"], capsys)

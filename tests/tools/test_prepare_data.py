@@ -88,6 +88,21 @@ def test_sentence_split_keeps_punctuation_and_closing_quote():
     assert list(pd.split_sentences(["。"], ["w"])) == [(["。"], ["w"])]
 
 
+def test_word_splitter_cuts_where_the_text_splitter_does():
+    from reader.documents import split_sentences as split_text
+    cases = [["他", "说", "：", "“", "好", "。", "”", "真", "的", "！", "？", "是"],
+             ["好", "。”", "再见", "。", "」", "』", "！", "走", "（", "完", "）", "。", "’"],
+             ["涨", "3.5", "%", "。", "\"", "Ｔｏｍ", "说", "？", "]", "end."],
+             ["。"], ["”", "。"]]
+    for words in cases:
+        tags = ["w"] * len(words)
+        assert ["".join(w) for w, _ in pd.split_sentences(words, tags)] == \
+            split_text("".join(words))
+    for words, tags in pd.people_daily_lines(max_lines=N_LINES):
+        assert ["".join(w) for w, _ in pd.split_sentences(words, tags)] == \
+            split_text("".join(words))
+
+
 def test_split_long_prefers_commas_and_never_cuts_a_person():
     words = ["甲" * 6, "，", "乙" * 3, "王", "小", "明", "丙" * 3]
     tags = ["n", "w", "n", "nr", "nr", "nr", "n"]

@@ -114,9 +114,10 @@ def test_bf16_training_program_runs_matmuls_in_bf16_and_evaluation_stays_fp32(cp
 
 
 def pretraining_model(cfg):
-    import train
+    from model.ernie import input_spec
+    from pretraining import masked_lm
     model = ErnieForPretraining(cfg)
-    return model, train.pretraining_input_spec(cfg)
+    return model, input_spec(masked_lm.input_names(cfg))
 
 
 @pytest.mark.parametrize("head", ["classifier", "sequence_labeler", "mrc", "pretraining"])

@@ -1,6 +1,7 @@
-"""utils.checkpoint: the legacy 2019 tensor files (against Paddle's own loader and jieba's
-real Paddle 1.x parameter directory), .pdparams, HF transformers directories, atomic
-writes, errors, and loading into a paddle.nn.Layer by 2019 names."""
+"""The parameter formats (utils.format_paddle2019, format_pdparams, format_hf) and
+utils.checkpoint: the legacy 2019 tensor files (against Paddle's own loader and jieba's real
+Paddle 1.x parameter directory), .pdparams, HF transformers directories, format detection,
+atomic writes, errors, and loading into a paddle.nn.Layer by 2019 names."""
 import json
 import os
 import struct
@@ -14,6 +15,7 @@ import pytest
 from ernie_testkit import (H, MAX_POS, N_HEAD, N_LAYERS, TASKS, TYPES, VOCAB,
                            assert_same, ernie_config, ernie_params)
 from utils import checkpoint as ckpt
+from utils import format_hf, format_paddle2019, format_pdparams
 from utils.errors import DataError, UsageError
 
 
@@ -37,7 +39,7 @@ def paddle_legacy_load(d, out_npz):
 def test_jieba_real_paddle1_dir_matches_paddle_loader(tmp_path):
     import jieba
     d = os.path.join(os.path.dirname(jieba.__file__), "lac_small", "model_baseline")
-    ours = ckpt.read_legacy_dir(d)
+    ours = format_paddle2019.read_legacy_dir(d)
     theirs = paddle_legacy_load(d, tmp_path / "jieba.npz")
     assert len(ours) == 20 and sorted(ours) == sorted(theirs)
     assert ours["word_emb"].shape == (20941, 128) and ours["crfw"].shape == (59, 57)
@@ -59,8 +61,8 @@ def test_our_writer_is_read_by_paddle_loader(tmp_path):
         "big_dim": rng.standard_normal((300, 2)).astype(np.float32),  # varint > 127
     }
     d = tmp_path / "params"
-    ckpt.write_legacy_dir(params, d)
-    assert_same(ckpt.read_legacy_dir(d), params)
+    format_paddle2019.write_legacy_dir(params, d)
+    assert_same(format_paddle2019.read_legacy_dir(d), params)
     theirs = paddle_legacy_load(d, tmp_path / "ours.npz")
     assert_same(theirs, params)
 
@@ -69,76 +71,77 @@ def test_tensor_roundtrip_more_dtypes_and_bf16(tmp_path):
     for arr in [np.array([True, False]), np.arange(6, dtype=np.int16).reshape(2, 3),
                 np.arange(4, dtype=np.uint8), np.arange(-2, 2, dtype=np.int8),
                 np.array(3.5, dtype=np.float32), np.zeros((0, 3), np.float32)]:
-        ckpt.write_legacy_tensor(tmp_path / "t", arr)
-        back = ckpt.read_legacy_tensor(tmp_path / "t")
+        format_paddle2019.write_legacy_tensor(tmp_path / "t", arr)
+        back = format_paddle2019.read_legacy_tensor(tmp_path / "t")
         assert back.dtype == arr.dtype and back.shape == arr.shape and np.array_equal(back, arr)
     # BF16 (VarType 22), in a file built by hand, is read as the exact float32 it represents.
     vals = np.array([1.5, -2.0, 3.140625], np.float32)
     bf = (vals.view(np.uint32) >> 16).astype("<u2")
     desc = bytes([0x08, 22, 0x10, 3])
     (tmp_path / "bf").write_bytes(struct.pack("<IQIi", 0, 0, 0, len(desc)) + desc + bf.tobytes())
-    back = ckpt.read_legacy_tensor(tmp_path / "bf")
+    back = format_paddle2019.read_legacy_tensor(tmp_path / "bf")
     assert back.dtype == np.float32 and np.array_equal(back, vals)
     # packed dims and a LoD level are accepted too
     desc = bytes([0x08, 5, 0x12, 2, 2, 1])
     lod = struct.pack("<Q", 24) + struct.pack("<3Q", 0, 1, 2)
     (tmp_path / "lod").write_bytes(struct.pack("<IQ", 0, 1) + lod + struct.pack("<Ii", 0, len(desc))
                                    + desc + vals[:2].tobytes())
-    np.testing.assert_array_equal(ckpt.read_legacy_tensor(tmp_path / "lod"), vals[:2].reshape(2, 1))
+    np.testing.assert_array_equal(format_paddle2019.read_legacy_tensor(tmp_path / "lod"),
+                                  vals[:2].reshape(2, 1))
 
 
 def test_bad_tensor_files(tmp_path):
     good = tmp_path / "good"
-    ckpt.write_legacy_tensor(good, np.ones((4, 5), np.float32))
+    format_paddle2019.write_legacy_tensor(good, np.ones((4, 5), np.float32))
     data = good.read_bytes()
     (tmp_path / "trunc").write_bytes(data[:-3])
     with pytest.raises(DataError, match=r"trunc: truncated tensor file"):
-        ckpt.read_legacy_tensor(tmp_path / "trunc")
+        format_paddle2019.read_legacy_tensor(tmp_path / "trunc")
     (tmp_path / "version").write_bytes(b"\x07" + data[1:])
     with pytest.raises(DataError, match=r"version: corrupt tensor header"):
-        ckpt.read_legacy_tensor(tmp_path / "version")
+        format_paddle2019.read_legacy_tensor(tmp_path / "version")
     # unknown data type 99 in the TensorDesc
     i = data.index(b"\x08\x05")
     (tmp_path / "dtype").write_bytes(data[:i] + b"\x08\x63" + data[i + 2:])
     with pytest.raises(DataError, match=r"dtype: unknown tensor data type 99"):
-        ckpt.read_legacy_tensor(tmp_path / "dtype")
+        format_paddle2019.read_legacy_tensor(tmp_path / "dtype")
     (tmp_path / "trailing").write_bytes(data + b"\0" * 4)
     with pytest.raises(DataError, match=r"trailing: corrupt tensor file"):
-        ckpt.read_legacy_tensor(tmp_path / "trailing")
+        format_paddle2019.read_legacy_tensor(tmp_path / "trailing")
     (tmp_path / "tiny").write_bytes(b"\0\0")
     with pytest.raises(DataError, match=r"tiny: not a Paddle tensor file"):
-        ckpt.read_legacy_tensor(tmp_path / "tiny")
+        format_paddle2019.read_legacy_tensor(tmp_path / "tiny")
     with pytest.raises(DataError, match=r"nothere: no such file"):
-        ckpt.read_legacy_tensor(tmp_path / "nothere")
+        format_paddle2019.read_legacy_tensor(tmp_path / "nothere")
 
 
 def test_legacy_dir_skips_our_files_and_rejects_others(tmp_path):
     d = tmp_path / "params"
-    ckpt.write_legacy_dir({"a": np.ones(2, np.float32)}, d)
+    format_paddle2019.write_legacy_dir({"a": np.ones(2, np.float32)}, d)
     (d / "manifest.json").write_text("{}")
     (d / ".hidden").write_text("x")
     (d / "notes.txt").write_text("x")
-    assert list(ckpt.read_legacy_dir(d)) == ["a"]
+    assert list(format_paddle2019.read_legacy_dir(d)) == ["a"]
     assert list(ckpt.load_params(tmp_path)) == ["a"]  # a model dir holding params/
     (d / "junk").write_text("not a tensor")
     with pytest.raises(DataError, match=r"junk"):
-        ckpt.read_legacy_dir(d)
+        format_paddle2019.read_legacy_dir(d)
     e = tmp_path / "empty"
     e.mkdir()
     with pytest.raises(DataError, match=r"empty: empty directory"):
-        ckpt.read_legacy_dir(e)
+        format_paddle2019.read_legacy_dir(e)
     with pytest.raises(DataError, match=r"empty: empty directory"):
         ckpt.load_params(e)
     with pytest.raises(DataError, match=r"missing: no such"):
         ckpt.load_params(tmp_path / "missing")
     with pytest.raises(DataError, match=r"parameter name"):
-        ckpt.write_legacy_dir({"x.json": np.ones(1)}, tmp_path / "bad")
+        format_paddle2019.write_legacy_dir({"x.json": np.ones(1)}, tmp_path / "bad")
 
 
 # ------------------------------------------------------------------ atomic writes
 
 def test_failed_dir_write_leaves_nothing(tmp_path, monkeypatch):
-    real = ckpt.write_legacy_tensor
+    real = format_paddle2019.write_legacy_tensor
     calls = []
 
     def flaky(path, arr):
@@ -147,30 +150,30 @@ def test_failed_dir_write_leaves_nothing(tmp_path, monkeypatch):
         calls.append(path)
         real(path, arr)
 
-    monkeypatch.setattr(ckpt, "write_legacy_tensor", flaky)
+    monkeypatch.setattr(format_paddle2019, "write_legacy_tensor", flaky)
     params = ernie_params()
     dest = tmp_path / "params"
     with pytest.raises(RuntimeError):
-        ckpt.write_legacy_dir(params, dest)
+        format_paddle2019.write_legacy_dir(params, dest)
     assert len(calls) == 2 and not dest.exists()
     assert os.listdir(tmp_path) == []
 
     # An existing destination keeps its old content when the rewrite fails.
-    monkeypatch.setattr(ckpt, "write_legacy_tensor", real)
+    monkeypatch.setattr(format_paddle2019, "write_legacy_tensor", real)
     old = {"old_a": np.arange(3, dtype=np.float32), "old_b": np.ones((2, 2), np.float64)}
-    ckpt.write_legacy_dir(old, dest)
+    format_paddle2019.write_legacy_dir(old, dest)
     calls.clear()
-    monkeypatch.setattr(ckpt, "write_legacy_tensor", flaky)
+    monkeypatch.setattr(format_paddle2019, "write_legacy_tensor", flaky)
     with pytest.raises(RuntimeError):
-        ckpt.write_legacy_dir(params, dest)
-    assert_same(ckpt.read_legacy_dir(dest), old)
+        format_paddle2019.write_legacy_dir(params, dest)
+    assert_same(format_paddle2019.read_legacy_dir(dest), old)
     assert os.listdir(tmp_path) == ["params"]
 
     # A successful rewrite replaces the old tensors (keeping our side files) and no tmp remains.
-    monkeypatch.setattr(ckpt, "write_legacy_tensor", real)
+    monkeypatch.setattr(format_paddle2019, "write_legacy_tensor", real)
     (dest / "vocab.txt").write_text("[PAD]\n")
-    ckpt.write_legacy_dir(params, dest)
-    assert_same(ckpt.read_legacy_dir(dest), params)
+    format_paddle2019.write_legacy_dir(params, dest)
+    assert_same(format_paddle2019.read_legacy_dir(dest), params)
     assert (dest / "vocab.txt").read_text() == "[PAD]\n"
     assert os.listdir(tmp_path) == ["params"]
 
@@ -180,18 +183,18 @@ def test_refuses_to_replace_a_non_parameter_directory(tmp_path):
     d.mkdir()
     (d / "thesis.tex").write_text("precious")
     with pytest.raises(UsageError, match="refusing to replace"):
-        ckpt.write_legacy_dir({"a": np.ones(1, np.float32)}, d)
+        format_paddle2019.write_legacy_dir({"a": np.ones(1, np.float32)}, d)
     with pytest.raises(UsageError, match="refusing to replace"):
-        ckpt.write_hf_dir(ernie_params(), ernie_config(), d)
+        format_hf.write_hf_dir(ernie_params(), ernie_config(), d)
     with pytest.raises(UsageError, match="refusing to replace"):
-        ckpt.write_pdparams({"a": np.ones(1)}, d / "thesis.tex")
+        format_pdparams.write_pdparams({"a": np.ones(1)}, d / "thesis.tex")
     assert (d / "thesis.tex").read_text() == "precious" and os.listdir(d) == ["thesis.tex"]
 
 
 def test_failed_pdparams_write_keeps_old_file(tmp_path, monkeypatch):
     import paddle
     path = tmp_path / "m.pdparams"
-    ckpt.write_pdparams({"a": np.ones(2, np.float32)}, path)
+    format_pdparams.write_pdparams({"a": np.ones(2, np.float32)}, path)
 
     def boom(obj, p, **kw):
         with open(p, "wb") as f:
@@ -200,8 +203,9 @@ def test_failed_pdparams_write_keeps_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(paddle, "save", boom)
     with pytest.raises(OSError):
-        ckpt.write_pdparams({"b": np.zeros(3, np.float32)}, path)
-    assert list(ckpt.read_pdparams(path)) == ["a"] and os.listdir(tmp_path) == ["m.pdparams"]
+        format_pdparams.write_pdparams({"b": np.zeros(3, np.float32)}, path)
+    assert list(format_pdparams.read_pdparams(path)) == ["a"]
+    assert os.listdir(tmp_path) == ["m.pdparams"]
 
 
 # ------------------------------------------------------------------ pdparams
@@ -215,12 +219,12 @@ def test_pdparams_roundtrip_and_bad_files(tmp_path):
     assert_same(ckpt.load_params(path), params)
     (tmp_path / "text.pdparams").write_text("hello")
     with pytest.raises(DataError, match=r"text.pdparams: not a .pdparams file"):
-        ckpt.read_pdparams(tmp_path / "text.pdparams")
+        format_pdparams.read_pdparams(tmp_path / "text.pdparams")
     with pytest.raises(DataError, match=r"text.pdparams: not a parameter file"):
         ckpt.detect_format(tmp_path / "text.pdparams")
     (tmp_path / "cut.pdparams").write_bytes(path.read_bytes()[:200])
     with pytest.raises(DataError, match=r"cut.pdparams: cannot read"):
-        ckpt.read_pdparams(tmp_path / "cut.pdparams")
+        format_pdparams.read_pdparams(tmp_path / "cut.pdparams")
 
 
 # ------------------------------------------------------------------ HF
@@ -251,9 +255,9 @@ def test_roundtrip_2019_pdparams_hf_2019_and_transformers_loads(tmp_path, head, 
     p2 = ckpt.load_params(tmp_path / "b.pdparams")
     ckpt.save_params(p2, tmp_path / "hf", "hf", ernie_config=cfg)
     assert ckpt.detect_format(tmp_path / "hf") == "hf"
-    p3, hf_cfg = ckpt.read_hf_dir(tmp_path / "hf")
+    p3, hf_cfg = format_hf.read_hf_dir(tmp_path / "hf")
     ckpt.save_params(p3, tmp_path / "c", "paddle2019")
-    assert_same(ckpt.read_legacy_dir(tmp_path / "c"), params)
+    assert_same(format_paddle2019.read_legacy_dir(tmp_path / "c"), params)
 
     assert hf_cfg["architectures"] == [HEAD_CLASS[head]]
     assert hf_cfg["layer_norm_eps"] == 1e-5 and hf_cfg["intermediate_size"] == 4 * H
@@ -302,7 +306,7 @@ def test_hf_output_matches_2019_numpy_forward(tmp_path):
         elif not k.endswith(("embedding", "layer_norm_bias")):
             params[k] = 0.1 * params[k]
     cfg = ernie_config(True, act="relu")
-    ckpt.write_hf_dir(params, cfg, tmp_path / "hf")
+    format_hf.write_hf_dir(params, cfg, tmp_path / "hf")
     model, _ = hf_load(tmp_path / "hf", "ErnieModel")
     model.eval()
     ids, sent, task = [[3, 7, 9, 11]], [[0, 0, 1, 1]], [[2, 2, 2, 2]]
@@ -341,28 +345,28 @@ def test_hf_extra_params_optimizer_state_and_head_choice(tmp_path, capsys):
     params = ernie_params(heads=("pretraining", "cls"))
     params["word_embedding_moment1_0"] = np.zeros((VOCAB, H), np.float32)
     params["@LR_DECAY_COUNTER@"] = np.array([3], np.int64)
-    ckpt.write_hf_dir(params, ernie_config(), tmp_path / "hf")
+    format_hf.write_hf_dir(params, ernie_config(), tmp_path / "hf")
     assert "dropped 2 optimizer-state" in capsys.readouterr().out
-    back, cfg = ckpt.read_hf_dir(tmp_path / "hf")
+    back, cfg = format_hf.read_hf_dir(tmp_path / "hf")
     assert cfg["architectures"] == ["ErnieForSequenceClassification"]
-    expect = {k: v for k, v in params.items() if not ckpt.is_optimizer_state(k)}
+    expect = {k: v for k, v in params.items() if not format_paddle2019.is_optimizer_state(k)}
     assert_same(back, expect)  # pretraining heads travel in the extra file
     _, info = hf_load(tmp_path / "hf", "ErnieForSequenceClassification")
     assert not info["missing_keys"] and not info["unexpected_keys"]
     two = ernie_params(heads=("cls", "ner"))
     with pytest.raises(DataError, match="several fine-tune heads"):
-        ckpt.write_hf_dir(two, ernie_config(), tmp_path / "hf2")
-    ckpt.write_hf_dir(two, ernie_config(), tmp_path / "hf2", head="ner")
-    assert_same(ckpt.read_hf_dir(tmp_path / "hf2")[0], two)
+        format_hf.write_hf_dir(two, ernie_config(), tmp_path / "hf2")
+    format_hf.write_hf_dir(two, ernie_config(), tmp_path / "hf2", head="ner")
+    assert_same(format_hf.read_hf_dir(tmp_path / "hf2")[0], two)
     # wrong config: vocab size disagrees with word_embedding
     bad = dict(ernie_config(), vocab_size=VOCAB + 1)
     with pytest.raises(DataError, match="word_embedding"):
-        ckpt.write_hf_dir(params, bad, tmp_path / "hf3")
+        format_hf.write_hf_dir(params, bad, tmp_path / "hf3")
     # missing parameter for the chosen class
     incomplete = ernie_params()
     del incomplete["pooled_fc.b_0"]
     with pytest.raises(DataError, match="missing parameters pooled_fc.b_0"):
-        ckpt.write_hf_dir(incomplete, ernie_config(), tmp_path / "hf4")
+        format_hf.write_hf_dir(incomplete, ernie_config(), tmp_path / "hf4")
     assert not (tmp_path / "hf3").exists() and not (tmp_path / "hf4").exists()
 
 
@@ -370,14 +374,14 @@ def test_untied_mlm_output_weight(tmp_path):
     params = ernie_params(heads=("pretraining",))
     params["mask_lm_out_fc.w_0"] = np.random.default_rng(5).standard_normal(
         (H, VOCAB)).astype(np.float32)
-    ckpt.write_hf_dir(params, ernie_config(), tmp_path / "hf")
+    format_hf.write_hf_dir(params, ernie_config(), tmp_path / "hf")
     model, info = hf_load(tmp_path / "hf", "ErnieForPreTraining")
     assert not info["missing_keys"] and not info["unexpected_keys"]
     np.testing.assert_array_equal(model.cls.predictions.decoder.weight.detach().numpy(),
                                   params["mask_lm_out_fc.w_0"].T)
     np.testing.assert_array_equal(model.ernie.embeddings.word_embeddings.weight.detach().numpy(),
                                   params["word_embedding"])
-    assert_same(ckpt.read_hf_dir(tmp_path / "hf")[0], params)
+    assert_same(format_hf.read_hf_dir(tmp_path / "hf")[0], params)
 
 
 def test_read_transformers_saved_dirs_bert_names_and_torch_bin(tmp_path, monkeypatch):
@@ -391,7 +395,7 @@ def test_read_transformers_saved_dirs_bert_names_and_torch_bin(tmp_path, monkeyp
     bert = transformers.BertForTokenClassification(transformers.BertConfig(
         **bcfg.to_dict(), num_labels=4))
     bert.save_pretrained(tmp_path / "bert")
-    params, cfg = ckpt.read_hf_dir(tmp_path / "bert")
+    params, cfg = format_hf.read_hf_dir(tmp_path / "bert")
     sd = {k: v.detach().numpy() for k, v in bert.state_dict().items()}
     np.testing.assert_array_equal(params["cls_seq_label_out_w"], sd["classifier.weight"].T)
     np.testing.assert_array_equal(params["encoder_layer_1_multi_head_att_key_fc.w_0"],
@@ -417,12 +421,12 @@ def test_read_transformers_saved_dirs_bert_names_and_torch_bin(tmp_path, monkeyp
 
 def test_bad_hf_dirs(tmp_path):
     d = tmp_path / "hf"
-    ckpt.write_hf_dir(ernie_params(), ernie_config(), d)
+    format_hf.write_hf_dir(ernie_params(), ernie_config(), d)
     (d / "model.safetensors").rename(tmp_path / "w.safetensors")
     with pytest.raises(DataError, match=r"hf: HF directory has neither"):
         ckpt.load_params(d)
     with pytest.raises(DataError, match=r"hf: HF directory has neither"):
-        ckpt.read_hf_dir(d)
+        format_hf.read_hf_dir(d)
     from safetensors.numpy import save_file
     save_file({"embeddings.word_embeddings.weight": np.zeros((2, 2), np.float32),
                "foo.bar.weight": np.zeros(2, np.float32)}, str(d / "model.safetensors"))
@@ -436,30 +440,31 @@ def test_bad_hf_dirs(tmp_path):
 
 def test_config_conversions():
     cfg = ernie_config(True)
-    hf = ckpt.ernie_to_hf_config(cfg, "cls", num_labels=3)
+    hf = format_hf.ernie_to_hf_config(cfg, "cls", num_labels=3)
     assert hf["type_vocab_size"] == TYPES and hf["task_type_vocab_size"] == TASKS
     assert hf["model_type"] == "ernie" and hf["id2label"]["2"] == "LABEL_2"
-    back = ckpt.hf_to_ernie_config(hf)
+    back = format_hf.hf_to_ernie_config(hf)
     assert back == cfg
-    assert ckpt.hf_to_ernie_config(ckpt.ernie_to_hf_config(ernie_config())) == ernie_config()
+    hf_cfg = format_hf.ernie_to_hf_config(ernie_config())
+    assert format_hf.hf_to_ernie_config(hf_cfg) == ernie_config()
     # an FFN that is not 4*hidden is carried both ways (the 2019 layout has no key for 4*H)
-    narrow = ckpt.hf_to_ernie_config(dict(hf, intermediate_size=100))
+    narrow = format_hf.hf_to_ernie_config(dict(hf, intermediate_size=100))
     assert narrow == dict(cfg, intermediate_size=100)
-    assert ckpt.ernie_to_hf_config(narrow)["intermediate_size"] == 100
+    assert format_hf.ernie_to_hf_config(narrow)["intermediate_size"] == 100
 
 
 # ------------------------------------------------------------------ paddle models
 
 def test_is_pretraining_param():
     p = ernie_params(True, ("pretraining", "cls", "ner", "mrc"))
-    enc = {k for k in p if ckpt.is_pretraining_param(k)}
+    enc = {k for k in p if format_paddle2019.is_pretraining_param(k)}
     assert len(enc) == 6 + 16 * N_LAYERS + 2
-    assert not any(ckpt.is_pretraining_param(n) for n in (
+    assert not any(format_paddle2019.is_pretraining_param(n) for n in (
         "_cls_out_w", "mask_lm_trans_fc.w_0", "next_sent_fc.b_0", "word_embedding_moment1_0",
         "encoder_layer_0_ffn_fc_0.w_0_moment2_0", "encoder_layer_0_ffn_fc_0.w_0_beta1_pow_acc_0",
         "@LR_DECAY_COUNTER@"))
-    assert ckpt.is_optimizer_state("encoder_layer_0_ffn_fc_0.w_0_moment2_0")
-    assert not ckpt.is_optimizer_state("encoder_layer_0_ffn_fc_0.w_0")
+    assert format_paddle2019.is_optimizer_state("encoder_layer_0_ffn_fc_0.w_0_moment2_0")
+    assert not format_paddle2019.is_optimizer_state("encoder_layer_0_ffn_fc_0.w_0")
 
 
 def tiny_model():
@@ -499,7 +504,7 @@ def test_assign_params_and_init_functions(tmp_path, capsys):
     d = tmp_path / "pretrained" / "params"
     d.parent.mkdir()
     p2 = ernie_params(heads=("pretraining",), seed=9)
-    ckpt.write_legacy_dir(p2, d)
+    format_paddle2019.write_legacy_dir(p2, d)
     m2 = tiny_model()
     cls_before = m2.cls.weight.numpy().copy()
     loaded, missing, unexpected = ckpt.init_pretraining_params(m2, d.parent)
@@ -515,7 +520,7 @@ def test_assign_params_and_init_functions(tmp_path, capsys):
     f = tmp_path / "ck.pdparams"
     p3 = ernie_params(seed=4)
     p3["word_embedding_moment1_0"] = np.zeros((VOCAB, H), np.float32)
-    ckpt.write_pdparams(p3, f)
+    format_pdparams.write_pdparams(p3, f)
     loaded, missing, unexpected = ckpt.init_checkpoint(m2, f)
     out = capsys.readouterr().out
     assert "Load model from %s" % f in out
@@ -524,5 +529,6 @@ def test_assign_params_and_init_functions(tmp_path, capsys):
     np.testing.assert_array_equal(m2.pool.weight.numpy(), p3["pooled_fc.w_0"])
     # shape error from a file names the file
     with pytest.raises(DataError, match=r"ck2.pdparams: parameter _cls_out_w: shape"):
-        ckpt.write_pdparams(ernie_params(heads=("cls",), num_labels=7), tmp_path / "ck2.pdparams")
+        format_pdparams.write_pdparams(ernie_params(heads=("cls",), num_labels=7),
+                                       tmp_path / "ck2.pdparams")
         ckpt.init_checkpoint(m2, tmp_path / "ck2.pdparams")

