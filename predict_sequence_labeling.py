@@ -1,4 +1,4 @@
-"""Batch prediction with a fine-tuned sequence labeller (NER), through an exported inference program.
+"""Batch prediction with a fine-tuned sequence labeller (NER) via an exported inference program.
 
     python predict_sequence_labeling.py --init_checkpoint checkpoints/step_N \
         --ernie_config_path ernie_config.json --vocab_path vocab.txt \

@@ -73,7 +73,8 @@ def load_vocab(path):
     except FileNotFoundError:
         raise DataError("%s: vocabulary file not found" % where(path)) from None
     except OSError as e:
-        raise DataError("%s: cannot read vocabulary file: %s" % (where(path), e.strerror or e)) from None
+        raise DataError("%s: cannot read vocabulary file: %s"
+                        % (where(path), e.strerror or e)) from None
 
     if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not part of the token
         raw = raw[3:]
@@ -236,7 +237,8 @@ class BasicTokenizer(object):
 
     @staticmethod
     def _split_punctuation(word):
-        """"don't!" -> ["don", "'", "t", "!"]: each punctuation char alone, the runs between kept."""
+        """"don't!" -> ["don", "'", "t", "!"]: each punctuation char alone, the runs between
+        kept."""
         pieces = []
         run = []
         for char in word:

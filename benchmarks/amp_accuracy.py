@@ -73,10 +73,10 @@ def run(mode, index, args, data, model_dir):
     lines = open(log, encoding="utf-8", errors="replace").read().splitlines()
     if rc != 0:
         raise DataError("%s run failed (exit %d), see %s" % (mode, rc, log))
-    if mode != "fp32" and not any(l.startswith("Mixed precision: bf16") for l in lines):
+    if mode != "fp32" and not any(ln.startswith("Mixed precision: bf16") for ln in lines):
         raise DataError("%s run did not train in bf16 (no 'Mixed precision' line), see %s"
                         % (mode, log))
-    final = lines[max(i for i, l in enumerate(lines) if l == "Final validation result:"):]
+    final = lines[max(i for i, ln in enumerate(lines) if ln == "Final validation result:"):]
     acc = {}
     for line in final:
         m = EVAL_LINE.match(line)

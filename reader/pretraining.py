@@ -82,9 +82,9 @@ def read_filelist(path):
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
-        raise DataError("%s: file list not found" % path)
+        raise DataError("%s: file list not found" % path) from None
     except UnicodeDecodeError:
-        raise DataError("%s: file list is not UTF-8 text" % path)
+        raise DataError("%s: file list is not UTF-8 text" % path) from None
     base = os.path.dirname(os.path.abspath(path))
     files = []
     for number, line in enumerate(lines, 1):
@@ -98,7 +98,8 @@ def read_filelist(path):
         try:
             prob = float(prob)
         except ValueError:
-            raise DataError("%s: mask_word_prob %r is not a number" % (where(path, number), prob))
+            raise DataError("%s: mask_word_prob %r is not a number"
+                            % (where(path, number), prob)) from None
         if not valid_mask_word_prob(prob):
             raise DataError("%s: mask_word_prob %s is not a probability: it must be a number in "
                             "[0, 1] (the chance that an epoch masks %s by words; 1.1, the "
@@ -123,7 +124,7 @@ def _ints(field, what):
         return [int(x) for x in field.split()]
     except ValueError:
         bad = next(x for x in field.split() if not re.fullmatch(r"[+-]?\d+", x))
-        raise MalformedLine("%s: %r is not an integer" % (what, bad[:20]))
+        raise MalformedLine("%s: %r is not an integer" % (what, bad[:20])) from None
 
 
 def parse_sample(line, vocab_size, max_seq_len=None, sent_types=None, max_position=None):
@@ -413,7 +414,7 @@ class ErnieDataReader(object):
                             return
             except (OSError, EOFError, zlib.error) as e:
                 raise DataError("%s: cannot read as gzip after line %d (%s)"
-                                % (path, number, str(e) or type(e).__name__))
+                                % (path, number, str(e) or type(e).__name__)) from None
             why = []
             if bad:
                 why.append("%d malformed" % bad)
@@ -455,7 +456,7 @@ class ErnieDataReader(object):
                     yield sample
         except (OSError, EOFError, zlib.error) as e:
             raise DataError("%s: cannot read as gzip after line %d (%s)"
-                            % (path, number, str(e) or type(e).__name__))
+                            % (path, number, str(e) or type(e).__name__)) from None
         first_read = path not in self._reported_files
         self._reported_files.add(path)
         if self.verbose and first_read and reported[0] > MAX_REPORTED:

@@ -28,9 +28,9 @@ def read_tsv(path, required=("text_a",), reject_empty=False):
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        raise DataError("%s: file not found" % path)
+        raise DataError("%s: file not found" % path) from None
     except IsADirectoryError:
-        raise DataError("%s: is a directory, expected a TSV file" % path)
+        raise DataError("%s: is a directory, expected a TSV file" % path) from None
     if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not part of the header
         raw = raw[3:]
     lines = raw.split(b"\n")
@@ -45,7 +45,7 @@ def read_tsv(path, required=("text_a",), reject_empty=False):
         try:
             text = line.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError:
-            raise DataError("%s: not UTF-8 text" % where(path, number))
+            raise DataError("%s: not UTF-8 text" % where(path, number)) from None
         fields = text.split("\t")
         if header is None:
             header = fields
@@ -99,9 +99,9 @@ def load_label_map(path):
         with open(path, encoding="utf-8-sig") as f:
             label_map = json.load(f, object_pairs_hook=unique_keys)
     except FileNotFoundError:
-        raise DataError("%s: label map file not found" % path)
+        raise DataError("%s: label map file not found" % path) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise DataError("%s: not a json label map (%s)" % (path, str(e).splitlines()[0]))
+        raise DataError("%s: not a json label map (%s)" % (path, str(e).splitlines()[0])) from None
     if not isinstance(label_map, dict):
         raise DataError("%s: a label map is a json object of label -> integer id (0 or more)"
                         % path)
@@ -132,7 +132,7 @@ def check_label_map_ids(label_map, path, num_labels):
         index, labels = shared[0]
         raise DataError("%s: labels %s share id %d while no label has id %s: that merges "
                         "classes; give each class an id of its own (labels share an id only "
-                        "as names of one class)" % (path, _and(repr(l) for l in labels), index,
+                        "as names of one class)" % (path, _and(repr(ln) for ln in labels), index,
                                                     _and(unnamed)))
 
 
@@ -193,7 +193,7 @@ class BaseReader(object):
                 value = float(label)
             except ValueError:
                 raise DataError("%s: regression label %r is not a number"
-                                % (where(path, line), label))
+                                % (where(path, line), label)) from None
             if not math.isfinite(value):
                 raise DataError("%s: regression label %r is not a finite number"
                                 % (where(path, line), label))
@@ -207,7 +207,7 @@ class BaseReader(object):
             value = int(label)
         except ValueError:
             raise DataError("%s: label %r is not an integer id (give --label_map_config to map "
-                            "label names)" % (where(path, line), label))
+                            "label names)" % (where(path, line), label)) from None
         if not -2 ** 63 <= value < 2 ** 63:  # batches hold labels as int64
             raise DataError("%s: label id %r is out of range" % (where(path, line), label))
         return value
@@ -418,7 +418,7 @@ class SequenceLabelReader(BaseReader):
             if len(labels) > 1:
                 raise DataError("%s: labels %s share id %d; sequence labelling needs an id "
                                 "of its own for each label" % (label_map_config,
-                                                               _and(repr(l) for l in labels),
+                                                               _and(repr(ln) for ln in labels),
                                                                index))
         if sorted(label_map.values()) != list(range(len(label_map))):
             raise DataError("%s: label ids must be 0..%d, each used once; got %s"

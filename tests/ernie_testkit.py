@@ -80,6 +80,7 @@ def write_random_params(model_dir, seed=None):
     """MODEL_PATH/params for the config in model_dir: a freshly initialised encoder, or with
     `seed` one whose every tensor (biases and layer norms too) is random, like a trained one."""
     import numpy as np
+
     from model.ernie import ErnieConfig, ErnieModel
     from utils.checkpoint import model_params
     from utils.format_paddle2019 import write_legacy_dir
@@ -105,6 +106,7 @@ def kill_nine_after_checkpoint(command, checkpoints, after=None, at_least=0, del
     import signal
     import subprocess
     import time
+
     from utils.checkpoint import latest_checkpoint
 
     def waiting():
@@ -136,6 +138,7 @@ def checkpoint_differences(want, got):
     the LR schedule's state in optimizer.pdopt, and train_state.json. [] when they are equal."""
     import numpy as np
     import paddle
+
     from utils.checkpoint import OPTIMIZER_FILE, TRAIN_STATE_FILE
     from utils.format_paddle2019 import read_legacy_dir
     want, got = Path(want), Path(got)
@@ -167,6 +170,7 @@ def squad_by_torchmetrics(qas, predictions):
     predictions {id: text}. Computed in float64 (torch's default dtype for the call), so the
     numbers are the same IEEE operations as utils/squad_eval.py's Python floats."""
     import warnings
+
     import pytest
     torch = pytest.importorskip("torch")
     squad = pytest.importorskip("torchmetrics.functional.text.squad").squad
@@ -372,7 +376,7 @@ def raw_glue(root):
     def put(rel, lines):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+        path.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
 
     s = GLUE_SENTS
     cola = ["src\t%d\t\t%s" % (i % 2, t) for i, t in enumerate(s)]
@@ -614,6 +618,7 @@ def add_classifier_head(num_labels, hidden=16):
     checkpoint holds it."""
     def damage(directory):
         import numpy as np
+
         from utils.format_paddle2019 import write_legacy_tensor
         write_legacy_tensor(str(directory / "_cls_out_w"),
                             np.zeros((hidden, num_labels), "float32"))
@@ -626,6 +631,7 @@ def add_sequence_label_head(num_labels, hidden=16):
     `num_labels` outputs, as a fine-tuned NER checkpoint holds it."""
     def damage(directory):
         import numpy as np
+
         from utils.format_paddle2019 import write_legacy_tensor
         write_legacy_tensor(str(directory / "cls_seq_label_out_w"),
                             np.zeros((hidden, num_labels), "float32"))

@@ -18,10 +18,23 @@ import sys
 
 import pytest
 
-from ernie_testkit import (REPO, Env, add_classifier_head, bad_config, check_failure,
-                           convert_argv, encoder_argv, predict_classifier_argv, predict_ner_argv,
-                           run_classifier_argv, run_in_process, run_mrc_argv, run_ner_argv,
-                           train_argv, truncate_file)
+from ernie_testkit import (
+    REPO,
+    Env,
+    add_classifier_head,
+    bad_config,
+    check_failure,
+    convert_argv,
+    encoder_argv,
+    predict_classifier_argv,
+    predict_ner_argv,
+    run_classifier_argv,
+    run_in_process,
+    run_mrc_argv,
+    run_ner_argv,
+    train_argv,
+    truncate_file,
+)
 
 
 @pytest.fixture(scope="module")

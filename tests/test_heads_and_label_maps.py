@@ -13,9 +13,17 @@ import os
 import numpy as np
 import pytest
 
-from ernie_testkit import (Env, add_classifier_head, add_sequence_label_head,
-                           predict_classifier_argv, predict_ner_argv, run_classifier_argv,
-                           run_entry, run_mrc_argv, run_ner_argv)
+from ernie_testkit import (
+    Env,
+    add_classifier_head,
+    add_sequence_label_head,
+    predict_classifier_argv,
+    predict_ner_argv,
+    run_classifier_argv,
+    run_entry,
+    run_mrc_argv,
+    run_ner_argv,
+)
 
 
 @pytest.fixture(scope="module")

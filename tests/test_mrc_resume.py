@@ -9,11 +9,10 @@ import sys
 import pytest
 
 import run_mrc
-from ernie_testkit import (REPO, checkpoint_differences, kill_nine_after_checkpoint,
-                           write_tiny_model)
+from ernie_testkit import REPO, checkpoint_differences, kill_nine_after_checkpoint, write_tiny_model
+from tools.prepare_data import build_mrc
 from utils.errors import run_cli
 from utils.format_paddle2019 import read_legacy_dir
-from tools.prepare_data import build_mrc
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,15 @@ import time
 
 import pytest
 
-from ernie_testkit import (REPO, Env, check_failure, predict_classifier_argv,
-                           run_classifier_argv, run_in_process, train_argv)
+from ernie_testkit import (
+    REPO,
+    Env,
+    check_failure,
+    predict_classifier_argv,
+    run_classifier_argv,
+    run_in_process,
+    train_argv,
+)
 from utils.errors import UsageError, run_cli
 from utils.fileio import check_output_dir, check_output_file, check_output_prefix
 
@@ -196,9 +203,10 @@ def test_command_line_stops_before_training(env, tmp_path):
 # pretrain_data (not an entry of test_bad_inputs.CASES)
 
 def run_pretrain_data(argv, cwd):
-    from tools import pretrain_data
     import contextlib
     import io
+
+    from tools import pretrain_data
     err = io.StringIO()
     old = os.getcwd()
     os.chdir(cwd)

@@ -42,7 +42,7 @@ def final_params(checkpoints):
 
 
 def train_log(output):
-    return [l for l in output.splitlines() if l.startswith("epoch:") and "progress" in l]
+    return [ln for ln in output.splitlines() if ln.startswith("epoch:") and "progress" in ln]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_same_seed_same_logs_and_parameters(setup, uninterrupted):
     again = subprocess.run(command(setup, setup / "again"), capture_output=True, text=True,
                            timeout=300, cwd=REPO)
     assert again.returncode == 0
-    strip_speed = lambda lines: [l.split(", speed:")[0] for l in lines]  # noqa: E731
+    strip_speed = lambda lines: [ln.split(", speed:")[0] for ln in lines]  # noqa: E731
     assert strip_speed(train_log(again.stdout)) == strip_speed(train_log(stdout))
     other = final_params(setup / "again")
     assert all(np.array_equal(params[k], other[k]) for k in params)

@@ -7,8 +7,14 @@ import sys
 
 import pytest
 
-from ernie_testkit import (REPO, checkpoint_differences, kill_nine_after_checkpoint, run_ok,
-                           write_demo_filelists, write_tiny_pretraining_config)
+from ernie_testkit import (
+    REPO,
+    checkpoint_differences,
+    kill_nine_after_checkpoint,
+    run_ok,
+    write_demo_filelists,
+    write_tiny_pretraining_config,
+)
 
 TRAIN_STEP = re.compile(r"^epoch: \d+, progress: \d+/\d+, step: (\d+), ", re.M)
 STEPS = 30

@@ -301,9 +301,10 @@ def test_init_checkpoint_of_another_run_into_its_folder_is_refused(setup, full, 
 
 @pytest.fixture(scope="module")
 def pretraining(tmp_path_factory):
-    from ernie_testkit import file_2019
     import gzip
     import json
+
+    from ernie_testkit import file_2019
     d = tmp_path_factory.mktemp("pretrain_identity")
     with gzip.open(file_2019("data/demo_train_set.gz"), "rt") as f:
         head = [next(f) for _ in range(200)]

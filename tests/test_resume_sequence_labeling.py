@@ -7,8 +7,14 @@ import sys
 
 import pytest
 
-from ernie_testkit import (PEOPLE_DAILY, REPO, checkpoint_differences,
-                           kill_nine_after_checkpoint, run_ok, write_tiny_model)
+from ernie_testkit import (
+    PEOPLE_DAILY,
+    REPO,
+    checkpoint_differences,
+    kill_nine_after_checkpoint,
+    run_ok,
+    write_tiny_model,
+)
 from tools.prepare_data import build_ner
 
 EVAL_LINE = re.compile(r"^\[dev evaluation\] f1: .*, steps: \d+$", re.M)

@@ -60,11 +60,11 @@ def trained(workdir):
 
 def test_logs_checkpoints_and_test_predictions(trained):
     d, lines = trained
-    train_lines = [l for l in lines if l.startswith("epoch:") and "progress" in l]
-    dev_lines = [l for l in lines if l.startswith("[dev evaluation]")]
-    assert len(train_lines) == 4 and all(TRAIN_LINE.match(l) for l in train_lines), train_lines
+    train_lines = [ln for ln in lines if ln.startswith("epoch:") and "progress" in ln]
+    dev_lines = [ln for ln in lines if ln.startswith("[dev evaluation]")]
+    assert len(train_lines) == 4 and all(TRAIN_LINE.match(ln) for ln in train_lines), train_lines
     # every 15 steps, at the end of epoch 0 (step 10) and after training
-    assert len(dev_lines) == 3 and all(DEV_LINE.match(l) for l in dev_lines), dev_lines
+    assert len(dev_lines) == 3 and all(DEV_LINE.match(ln) for ln in dev_lines), dev_lines
     assert sorted(p.name for p in (d / "ckpt").iterdir()) == ["step_15", "step_20"]
     assert (d / "ckpt" / "step_20" / "_cls_out_w").exists()
     assert (d / "ckpt" / "step_20" / "optimizer.pdopt").exists()
@@ -155,14 +155,14 @@ def test_enable_ce_prints_the_2019_kpi_lines(workdir, capsys):
         "--checkpoints", str(d / "ce"), "--batch_size", "8", "--epoch", "1",
         "--skip_steps", "3", "--validation_steps", "100", "--random_seed", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    kpis = dict((l.split("\t")[1], l.split("\t")[2]) for l in lines if l.startswith("kpis\t"))
+    kpis = dict((ln.split("\t")[1], ln.split("\t")[2]) for ln in lines if ln.startswith("kpis\t"))
     assert sorted(kpis) == ["dev_acc_card1", "train_acc_card1", "train_duration_card1",
                             "train_loss_card1"]
-    logged = [TRAIN_LINE.match(l) and l for l in lines if TRAIN_LINE.match(l)]
+    logged = [TRAIN_LINE.match(ln) and ln for ln in lines if TRAIN_LINE.match(ln)]
     assert len(logged) == 3                       # steps 3, 6, 9 of 10
     assert "ave loss: %s, ave acc: %s," % (kpis["train_loss_card1"],
                                            kpis["train_acc_card1"]) in logged[-2]
-    final_dev = [l for l in lines if l.startswith("[dev evaluation]")][-1]
+    final_dev = [ln for ln in lines if ln.startswith("[dev evaluation]")][-1]
     assert "acc:%s," % kpis["dev_acc_card1"] in final_dev
     assert float(kpis["train_duration_card1"]) > 0
 

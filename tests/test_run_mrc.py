@@ -17,9 +17,9 @@ from ernie_testkit import MRC_EVAL_LINE as EVAL_LINE
 from ernie_testkit import MRC_TRAIN_LINE as TRAIN_LINE
 from ernie_testkit import REPO, SQUAD_FIXTURE, squad_by_torchmetrics, write_tiny_model
 from tokenization import BasicTokenizer
+from tools.prepare_data import build_mrc
 from utils import cmrc2018_eval
 from utils.errors import run_cli
-from tools.prepare_data import build_mrc
 
 
 def run(argv):
@@ -75,16 +75,16 @@ def english(tmp_path_factory):
 
 def test_english_logs_and_files(english):
     d, lines = english
-    train = [l for l in lines if "progress" in l]
-    assert len(train) == 7 and all(TRAIN_LINE.match(l) for l in train), train
-    losses = [float(l.split("ave loss: ")[1].split(",")[0]) for l in train]
+    train = [ln for ln in lines if "progress" in ln]
+    assert len(train) == 7 and all(TRAIN_LINE.match(ln) for ln in train), train
+    losses = [float(ln.split("ave loss: ")[1].split(",")[0]) for ln in train]
     assert losses[-1] < losses[0] / 2
     # 5 questions over contexts of ~170 tokens: several windows (features) each
     assert "Num train examples: 26" in lines and "Num train questions: 5" in lines
     assert train[-1].startswith("epoch: 15, progress: 26/26, step: 112,")
     assert sorted(evals(lines)) == ["100_dev", "50_dev", "dev"]
     assert lines.index("Final validation result:") < \
-        [i for i, l in enumerate(lines) if l.startswith("[dev evaluation]")][0]
+        [i for i, ln in enumerate(lines) if ln.startswith("[dev evaluation]")][0]
     names = sorted(p.name for p in (d / "ckpt").iterdir())
     assert names == ["100_dev_nbest_predictions.json", "100_dev_predictions.json",
                      "50_dev_nbest_predictions.json", "50_dev_predictions.json",
@@ -93,10 +93,10 @@ def test_english_logs_and_files(english):
 
 def test_enable_ce_prints_the_kpi_lines_of_the_run(english):
     _, lines = english
-    kpis = dict(l.split("\t")[1:] for l in lines if l.startswith("kpis\t"))
+    kpis = dict(ln.split("\t")[1:] for ln in lines if ln.startswith("kpis\t"))
     assert sorted(kpis) == ["dev_avg_card1", "dev_em_card1", "dev_f1_card1",
                             "dev_question_num_card1", "train_duration_card1", "train_loss_card1"]
-    train = [l for l in lines if "progress" in l]
+    train = [ln for ln in lines if "progress" in ln]
     assert "ave loss: %s," % kpis["train_loss_card1"] in train[-2]
     em, f1, avg, num = evals(lines)["dev"]
     assert (float(kpis["dev_em_card1"]), float(kpis["dev_f1_card1"])) == \
@@ -199,7 +199,8 @@ def squad_one(context, qid, answers):
 
 
 BAD = {
-    "answer_start": ("train", squad_one("北京是首都。", "pd-7", [{"text": "北京", "answer_start": 2}]),
+    "answer_start": ("train", squad_one("北京是首都。", "pd-7",
+                                        [{"text": "北京", "answer_start": 2}]),
                      "question pd-7: answer_start 2 does not match"),
     "two_answers": ("train", squad_one("北京是首都。", "pd-8", [{"text": "北京", "answer_start": 0},
                                                          {"text": "首都", "answer_start": 3}]),

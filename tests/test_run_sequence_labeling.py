@@ -16,8 +16,8 @@ import run_sequence_labeling
 from ernie_testkit import NER_EVAL_LINE as EVAL_LINE
 from ernie_testkit import NER_TRAIN_LINE as TRAIN_LINE
 from ernie_testkit import PEOPLE_DAILY, SX, run_script, write_tiny_model
-from utils import errors
 from tools.prepare_data import build_ner
+from utils import errors
 
 MAX_SEQ_LEN = 32
 
@@ -45,7 +45,7 @@ def workdir(tmp_path_factory):
     extra = [(["京"], ["B-LOC"]), (long_tokens[:n], long_labels[:n]),
              (["ERNIE", " ", "北", "京", "市"], ["B-ORG", "O", "B-LOC", "I-LOC", "I-LOC"])]
     with open(data / "test.tsv", "a", encoding="utf-8") as f:
-        f.write("".join("%s\t%s\n" % (SX.join(t), SX.join(l)) for t, l in extra))
+        f.write("".join("%s\t%s\n" % (SX.join(t), SX.join(ln)) for t, ln in extra))
     (d / "predict.tsv").write_text("text_a\n" + "".join(
         SX.join(t) + "\n" for t, _ in read_rows(data / "test.tsv")), encoding="utf-8")
     write_tiny_model(d / "model", ["".join(t) for t, _ in read_rows(data / "train.tsv")])
@@ -77,13 +77,13 @@ def trained(workdir):
 
 def test_logs_and_checkpoints(trained):
     d, lines = trained
-    train_lines = [l for l in lines if l.startswith("epoch:") and "progress" in l]
-    evals = [l for l in lines if l.startswith("[")]
+    train_lines = [ln for ln in lines if ln.startswith("epoch:") and "progress" in ln]
+    evals = [ln for ln in lines if ln.startswith("[")]
     n_train = len(read_rows(d / "msra_ner" / "train.tsv"))
     steps = 4 * -(-n_train // 16)
-    assert len(train_lines) == steps // 10 and all(TRAIN_LINE.match(l) for l in train_lines)
+    assert len(train_lines) == steps // 10 and all(TRAIN_LINE.match(ln) for ln in train_lines)
     # dev and test every 50 steps (not at epoch ends), then the final ones
-    assert len(evals) == 2 * (steps // 50 + 1) and all(EVAL_LINE.match(l) for l in evals), evals
+    assert len(evals) == 2 * (steps // 50 + 1) and all(EVAL_LINE.match(ln) for ln in evals), evals
     assert lines[lines.index("Final validation result:") + 1].startswith("[dev evaluation]")
     assert "Final test result:" in lines
     assert sorted(p.name for p in (d / "ckpt").iterdir()) == ["step_%d" % steps]
@@ -95,7 +95,7 @@ def test_logs_and_checkpoints(trained):
 
 
 def final_test(d, lines):
-    last = [l for l in lines if l.startswith("[test evaluation]")][-1]
+    last = [ln for ln in lines if ln.startswith("[test evaluation]")][-1]
     f1, precision, recall = (float(x) for x in EVAL_LINE.match(last).groups()[1:])
     steps = int(last.rsplit(" ", 1)[1])
     return f1, precision, recall, d / "out" / ("test.3.%d" % steps)
@@ -119,7 +119,7 @@ def test_predictions_are_aligned_with_every_input(trained):
     pred = read_rows(out, header=False)
     assert len(pred) == len(gold)
     labels = set(json.loads((d / "msra_ner" / "label_map.json").read_text()))
-    for (tokens, gold_labels), (out_tokens, out_labels) in zip(gold, pred):
+    for (tokens, _), (out_tokens, out_labels) in zip(gold, pred):
         assert out_tokens == tokens and len(out_labels) == len(tokens)
         assert set(out_labels) <= labels
     assert len(pred[-3][1]) == 1 and len(pred[-2][1]) == 3 * MAX_SEQ_LEN
@@ -207,6 +207,7 @@ def test_resume_auto_continues_where_the_run_stopped(tmp_path):
     """A run stopped after its first checkpoint and resumed with --resume auto ends with the
     parameters of the run that was never stopped."""
     import shutil
+
     from utils.format_paddle2019 import read_legacy_dir
     rows = ["中\x02国\tB-LOC\x02I-LOC", "他\x02好\tO\x02O", "李\x02明\x02来\tB-PER\x02I-PER\x02O",
             "北\x02京\tB-LOC\x02I-LOC"] * 6

@@ -67,13 +67,13 @@ def trained(setup):
 @pytest.mark.slow
 def test_masked_lm_loss_falls_and_the_log_lines_parse(trained):
     d, ernie2019, lines = trained
-    train_lines = [TRAIN_LINE.match(l) for l in lines if l.startswith("epoch: ") and
-                   "progress" in l]
-    valid = [VALID_LINE.match(l) for l in lines if l.startswith("[validation_set]")]
+    train_lines = [TRAIN_LINE.match(ln) for ln in lines if ln.startswith("epoch: ") and
+                   "progress" in ln]
+    valid = [VALID_LINE.match(ln) for ln in lines if ln.startswith("[validation_set]")]
     assert len(train_lines) == 6 and all(train_lines), lines[-20:]
     assert [int(m.group(4)) for m in train_lines] == [10, 20, 30, 40, 50, 60]
     # the 2019 line before each: the rate of that step (counter from 0, warmup 6, decay to 60)
-    rates = [l for i, l in enumerate(lines[:-1]) if TRAIN_LINE.match(lines[i + 1])]
+    rates = [ln for i, ln in enumerate(lines[:-1]) if TRAIN_LINE.match(lines[i + 1])]
     assert rates == ["current learning_rate:%f" % (5e-3 * (1 - (s - 1) / 60))
                      for s in (10, 20, 30, 40, 50, 60)]
     first, last = train_lines[0], train_lines[-1]
@@ -111,7 +111,7 @@ def test_checkpoints_and_model_folder(trained):
 @pytest.mark.slow
 def test_do_test_reproduces_the_last_validation(trained):
     d, ernie2019, lines = trained
-    last_valid = [VALID_LINE.match(l) for l in lines if l.startswith("[validation_set]")][-1]
+    last_valid = [VALID_LINE.match(ln) for ln in lines if ln.startswith("[validation_set]")][-1]
     out = run_main(flags(d, ernie2019, "--do_test", "true", "--test_filelist",
                          str(d / "valid_filelist"), "--init_checkpoint",
                          str(d / "ckpt" / "step_60"), "--skip_steps", "2"))
@@ -173,7 +173,7 @@ def test_pretrain_sh_uses_the_2019_settings_and_forwards_flags(setup, tmp_path):
                     "validation_steps: 100", "save_steps: 10000", "warmup_steps: 5000",
                     "num_train_steps: 2", "batch_size: 2048", "use_fast_executor: True"):
         assert "\n%s\n" % setting in out, setting
-    assert len([l for l in out.splitlines() if TRAIN_LINE.match(l)]) == 2
+    assert len([ln for ln in out.splitlines() if TRAIN_LINE.match(ln)]) == 2
     assert os.listdir(tmp_path / "ckpt") == ["step_2"]
     env["VOCAB_PATH"] = str(tmp_path / "missing.txt")
     proc = subprocess.run(["sh", str(REPO / "script" / "zh_task" / "pretrain.sh")],
@@ -213,6 +213,7 @@ def test_resume_auto_continues_where_the_checkpoint_left(setup, tmp_path):
     own, as in use (optimizer state names are per process)."""
     d, ernie2019 = setup
     import shutil
+
     from ernie_testkit import checkpoint_differences
     common = flags(
         d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--num_train_steps", "16",
@@ -236,8 +237,9 @@ def test_longer_run_carries_on_from_a_constant_rate_checkpoint(setup, tmp_path):
     own schedule at the saved step."""
     d, ernie2019 = setup
     import paddle
-    from utils.optimization import make_optimizer
+
     from utils.checkpoint import restore_training
+    from utils.optimization import make_optimizer
     common = flags(
         d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--learning_rate", "5e-3",
         "--skip_steps", "4")

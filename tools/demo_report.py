@@ -15,8 +15,8 @@ import sys
 
 import numpy as np
 
+from tools.plot_logs import parse, plot
 from utils.errors import UsageError, run_cli
-from tools.plot_logs import plot, parse
 
 
 def last_match(path, pattern):
@@ -61,9 +61,9 @@ def prediction_agreement(demo_dir):
                    key=lambda f: int(f.rsplit(".", 1)[1]))
     if not os.path.exists(pred) or not tests:
         return None
-    ours = np.array([[float(x) for x in l.split("\t")[:-1]] for l in open(pred)])
-    theirs = np.array([[float(x) for x in l.rstrip("\n").split("\t")[1].strip("[]").split()]
-                       for l in open(os.path.join(demo_dir, tests[-1]))])
+    ours = np.array([[float(x) for x in ln.split("\t")[:-1]] for ln in open(pred)])
+    theirs = np.array([[float(x) for x in ln.rstrip("\n").split("\t")[1].strip("[]").split()]
+                       for ln in open(os.path.join(demo_dir, tests[-1]))])
     return float(np.abs(ours - theirs).max()) if ours.shape == theirs.shape else None
 
 

@@ -16,7 +16,8 @@ from utils.errors import UsageError, run_cli
 TRAIN = re.compile(r"step: (\d+), (?:ave )?loss: ([-\d.naif]+)")
 DEV = re.compile(r"\[dev evaluation\].*?\b(acc|f1|em):\s?([\d.]+).*?(?:file: ([^,]+), )?"
                  r"epoch: \d+, steps: (\d+)")
-VALID = re.compile(r"\[validation_set\] epoch: \d+, step: (\d+), loss: [\d.]+, global ppl: ([\d.]+)")
+VALID = re.compile(r"\[validation_set\] epoch: \d+, step: (\d+), loss: [\d.]+, "
+                   r"global ppl: ([\d.]+)")
 
 
 def parse(path):
@@ -73,7 +74,7 @@ def main(argv):
         try:
             panels.append((title or path, parse(path)))
         except FileNotFoundError:
-            raise UsageError("%s: log file not found" % path)
+            raise UsageError("%s: log file not found" % path) from None
     plot(panels, args.output)
     print("curves written to %s" % args.output)
     return 0

@@ -271,7 +271,7 @@ def _make_dir(path):
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
-        raise UsageError("%s: cannot create directory (%s)" % (path, e.strerror or e))
+        raise UsageError("%s: cannot create directory (%s)" % (path, e.strerror or e)) from None
 
 
 def split_sizes(n):

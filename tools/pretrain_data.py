@@ -53,8 +53,7 @@ from reader.task_reader import read_tsv
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
 from utils.args import ArgumentParser
 from utils.errors import DataError, UsageError, run_cli, where
-from utils.fileio import (atomic_dir, atomic_write_text, check_output_dir,
-                          check_output_file)
+from utils.fileio import atomic_dir, atomic_write_text, check_output_dir, check_output_file
 
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
 UNK = "[UNK]"
@@ -138,8 +137,8 @@ def people_daily_documents(path=None, max_lines=None, merge_names=True, with_tag
     `exclude`: sentence texts (as the NER examples of tools.prepare_data hold them) to leave
     out; a paragraph is cut where one was, so no next-sentence pair spans the gap.
     """
-    from tools.prepare_data import (MAX_CHARS, people_daily_lines, split_long,
-                                    split_sentences as split_words)
+    from tools.prepare_data import MAX_CHARS, people_daily_lines, split_long
+    from tools.prepare_data import split_sentences as split_words
     docs = []
     for words, tags in people_daily_lines(path, max_lines):
         sents = []
@@ -172,7 +171,7 @@ def text_documents(paths, max_lines=None):
     try:
         import jieba
     except ImportError:
-        raise UsageError("jieba is not installed: `pip install jieba` segments raw text")
+        raise UsageError("jieba is not installed: `pip install jieba` segments raw text") from None
     segmenter = jieba.Tokenizer()
     segmenter.initialize()
     docs, texts, n = [], [], 0
@@ -180,7 +179,7 @@ def text_documents(paths, max_lines=None):
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            raise DataError("%s: input text file not found" % path)
+            raise DataError("%s: input text file not found" % path) from None
         with f:
             for number, raw in enumerate(f, 1):
                 n += 1
@@ -189,7 +188,7 @@ def text_documents(paths, max_lines=None):
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise DataError("%s: not UTF-8 text" % where(path, number))
+                    raise DataError("%s: not UTF-8 text" % where(path, number)) from None
                 sents = []
                 for sentence in split_sentences(text.strip()):
                     units = [w for w in segmenter.cut(sentence) if w.strip()]
@@ -403,9 +402,9 @@ def _texts_of(args):
             with open(path, encoding="utf-8") as f:
                 yield from f
         except FileNotFoundError:
-            raise DataError("%s: input text file not found" % path)
+            raise DataError("%s: input text file not found" % path) from None
         except UnicodeDecodeError:
-            raise DataError("%s: not UTF-8 text" % path)
+            raise DataError("%s: not UTF-8 text" % path) from None
 
 
 def _tokenizer(args, texts):

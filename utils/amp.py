@@ -1,4 +1,4 @@
-"""Mixed precision for the one training loop (`utils.trainer.train_loop`), in one place.
+"""Mixed precision for the one training loop (`utils.loop.train_loop`), in one place.
 
 `amp_from_args(args, runtime)` reads the 2019 flags and returns an `Amp` (or None: fp32);
 `train_loop(..., amp=...)` runs each step's forward pass inside `amp.autocast()` and its
@@ -125,7 +125,8 @@ def cpu_autocast(dtype="bfloat16", level=AMP_LEVEL):
     """paddle.amp.auto_cast without its device check: the tracer's AMP state (level, op
     lists, dtype), which graphs traced by to_static inside the block follow on any device.
     Eager CPU ops ignore it."""
-    from paddle.amp.auto_cast import AMP_LEVEL as LEVELS, _update_list, amp_global_state
+    from paddle.amp.auto_cast import AMP_LEVEL as LEVELS
+    from paddle.amp.auto_cast import _update_list, amp_global_state
     from paddle.base.framework import _dygraph_tracer
     tracer = _dygraph_tracer()
     white, black = _update_list(None, None, level, dtype)

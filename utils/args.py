@@ -44,7 +44,7 @@ class ArgumentGroup(object):
 
     def add_arg(self, name, type, default, help, positional_arg=False, **kwargs):
         prefix = "" if positional_arg else "--"
-        type = str2bool if type == bool else type
+        type = str2bool if type is bool else type
         self._group.add_argument(prefix + name, default=default, type=type,
                                  help=help + " Default: %(default)s.", **kwargs)
 

@@ -577,7 +577,7 @@ def restore_training(path, optimizer, lr, run_identity):
     if rng_state is not None:
         paddle.set_rng_state(rng_state)
     position = state["data_position"]
-    if "stage" in position:     # a multi-task run (model/multitask.py)
+    if "stage" in position:     # a multi-task run (pretraining/multitask.py)
         print("Resuming at step %d (stage %d, step %d of it)"
               % (state["step"], position["stage"], position["stage_step"]))
     else:

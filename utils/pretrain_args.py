@@ -35,7 +35,8 @@ def build_parser(description="ERNIE pretraining"):
     train_g.add_arg("num_train_steps", int, 1000000, "Total steps to perform pretraining.")
     train_g.add_arg("warmup_steps", int, 5000, "Total steps to perform warmup when pretraining.")
     train_g.add_arg("save_steps", int, 10000, "The steps interval to save checkpoints.")
-    train_g.add_arg("validation_steps", int, 1000, "The steps interval to evaluate model performance.")
+    train_g.add_arg("validation_steps", int, 1000,
+                    "The steps interval to evaluate model performance.")
     train_g.add_arg("use_fp16", bool, False,
                     "Whether to use fp16 mixed precision training (GPU; ignored on CPU).")
     train_g.add_arg("use_bf16", bool, False, "(ours) bf16 mixed precision on CPUs that have it.")

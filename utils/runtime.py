@@ -61,7 +61,7 @@ def set_cpu_threads(num_threads=None):
             num_threads = len(os.sched_getaffinity(0)) // max(local_trainers, 1)
     paddle.base.core.set_num_threads(max(int(num_threads), 1))
     # static programs run their ops one after another on CPU: the executor's parallel op
-    # scheduling oversubscribed the cores each matmul already uses (1.4x slower than eager)
+    # scheduling oversubscribed the cores each matmul already uses (slower than eager)
     paddle.set_flags({"FLAGS_new_executor_serial_run": True})
 
 

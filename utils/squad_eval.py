@@ -78,9 +78,9 @@ def load_json(path, what):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
-        raise DataError("%s: %s not found" % (path, what))
+        raise DataError("%s: %s not found" % (path, what)) from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise DataError("%s: %s is not json (%s)" % (path, what, str(e).splitlines()[0]))
+        raise DataError("%s: %s is not json (%s)" % (path, what, str(e).splitlines()[0])) from None
     if what == "predictions" and not isinstance(data, dict):
         raise DataError("%s: predictions must be a json object {question id: answer}" % path)
     return data

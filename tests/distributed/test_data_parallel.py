@@ -53,6 +53,7 @@ def test_two_pretraining_trainers_equal_one_with_double_batch(setup, tmp_path):
     """Token-budget batches of 4 samples per trainer against 8 in one process: knowledge and
     char masking drawn per sample, loss normalised over both trainers' tokens."""
     import gzip
+
     from reader.pretraining import format_sample
     vocab_size = len((setup / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines())
     rng = np.random.RandomState(0)

@@ -38,7 +38,7 @@ def ner(tmp_path_factory):
     d = tmp_path_factory.mktemp("dp_ner")
     build_ner(str(d / "build"), path=PEOPLE_DAILY, max_lines=200, verbose=False)
     lines = (d / "build" / "msra_ner" / "train.tsv").read_text(encoding="utf-8").splitlines()
-    rows = [l for l in lines[1:] if 6 <= len(l.split("\t")[0].split("\x02")) <= 60]
+    rows = [ln for ln in lines[1:] if 6 <= len(ln.split("\t")[0].split("\x02")) <= 60]
     rows = rows[:N_EXAMPLES]
     assert len(rows) == N_EXAMPLES
     lengths = [len(r.split("\t")[0].split("\x02")) for r in rows]

@@ -18,11 +18,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from finetune import classifier, mrc, sequence_label
-from model.ernie import ErnieConfig, encoder_feed, encoder_input_spec
-from utils.checkpoint import model_params, save_params
-from utils.format_hf import params_to_hf
-from utils.runtime import compile_model
+from finetune import classifier, mrc, sequence_label  # noqa: E402
+from model.ernie import ErnieConfig, encoder_feed, encoder_input_spec  # noqa: E402
+from utils.checkpoint import model_params, save_params  # noqa: E402
+from utils.format_hf import params_to_hf  # noqa: E402
+from utils.runtime import compile_model  # noqa: E402
 
 CONFIGS = {
     "relu_v1": dict(hidden_act="relu", type_vocab_size=2, max_position_embeddings=40),

@@ -1,4 +1,5 @@
-"""finetune/metrics.py against scikit-learn, scipy and seqeval (ERNIE_2019_SPEC §6.1, §6.2, §14.1)."""
+"""finetune/metrics.py against scikit-learn, scipy and seqeval: the classification, regression and
+chunk metrics of the 2019 toolkit."""
 import random
 import re
 import warnings
@@ -149,8 +150,8 @@ def test_pearson_spearman_constant_input_is_zero_without_warning(preds, labels):
 def mrr_by_loop(qids, scores, labels):
     """Group by qid in a dict, rank each group with a stable sort, scan for the first positive."""
     groups = {}
-    for q, s, l in zip(qids, scores, labels):
-        groups.setdefault(q, []).append((s, l))
+    for q, s, ln in zip(qids, scores, labels):
+        groups.setdefault(q, []).append((s, ln))
     total = 0.0
     for items in groups.values():
         ranked = sorted(items, key=lambda item: -item[0])  # stable: ties keep input order

@@ -129,9 +129,10 @@ def test_decoding_across_windows_uses_max_context(tmp_path, tiny):
     preds, _ = mrc.decode(examples, features, fake, 5, 30, True, True)
     assert preds == {"q": "北京"}
     # max_answer_length (in tokens) bounds the span
-    long_pick = lambda f: {pos_of(f, at - 3): (5.0, 0.0), pos_of(f, at + 1): (0.0, 5.0)} \
-        if f.doc_start <= at - 3 and at + 1 < f.doc_start + len(f.tokens) - f.doc_offset - 1 \
-        else {}
+    def long_pick(f):
+        if f.doc_start <= at - 3 and at + 1 < f.doc_start + len(f.tokens) - f.doc_offset - 1:
+            return {pos_of(f, at - 3): (5.0, 0.0), pos_of(f, at + 1): (0.0, 5.0)}
+        return {}
     preds, _ = mrc.decode(examples, features, fake_results(features, long_pick), 5, 5, True,
                           True)
     assert preds == {"q": ctx[at - 3:at + 2]}
@@ -144,7 +145,8 @@ def test_predictions_are_always_substrings(tmp_path):
     rng = np.random.RandomState(0)
     en_ctx = ["It appeared to Saint  Bernadette\nSoubirous in 1858 (Lourdes, France).",
               "The  U.S.-based team won 3-2; \"great\" said Smith's coach... Café!"]
-    zh_ctx = ["百度于2019年7月发布ERNIE 2.0模型，“知识增强”。", "北京（Beijing）是中国的首都，人口约2,000万。"]
+    zh_ctx = ["百度于2019年7月发布ERNIE 2.0模型，“知识增强”。",
+              "北京（Beijing）是中国的首都，人口约2,000万。"]
     for for_cn, contexts in ((False, en_ctx), (True, zh_ctx)):
         texts = contexts + ["what ? 哪里"]
         words = sorted({w for t in texts for w in BasicTokenizer().tokenize(t)})
@@ -166,7 +168,8 @@ def test_predictions_are_always_substrings(tmp_path):
             assert preds[ex.qas_id] and preds[ex.qas_id] in ex.context
             assert all(c["text"] in ex.context for c in nbest[ex.qas_id])
         # only query/special positions scored high: 2019 said "empty"; we still give a span
-        results = [mrc.RawResult(f.unique_id, [9.0] * f.doc_offset + [0.0] * (len(f.tokens) - f.doc_offset),
+        results = [mrc.RawResult(f.unique_id,
+                                 [9.0] * f.doc_offset + [0.0] * (len(f.tokens) - f.doc_offset),
                                  [9.0] * f.doc_offset + [0.0] * (len(f.tokens) - f.doc_offset))
                    for f in features]
         preds, _ = mrc.decode(examples, features, results, 3, 6, True, for_cn)
@@ -175,7 +178,8 @@ def test_predictions_are_always_substrings(tmp_path):
 
 def test_write_predictions_files(tmp_path, tiny):
     _, vocab = tiny
-    path = write(tmp_path / "dev.json", squad([("北京是城市", [("a", "哪里", []), ("b", "是", [])])]))
+    path = write(tmp_path / "dev.json",
+                 squad([("北京是城市", [("a", "哪里", []), ("b", "是", [])])]))
     reader = MRCReader(vocab, max_seq_len=32, max_query_length=8)
     examples, features = reader.load(path)
     results = fake_results(features, lambda f: {f.doc_offset: (3.0, 0.0),

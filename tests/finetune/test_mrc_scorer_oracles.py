@@ -217,9 +217,8 @@ def test_treebank_fallback_equals_nltk_on_varied_strings():
 
 
 # ---- CMRC 2018: the scorer, re-derived from its rules -----------------------------------
-# The CMRC 2018 v5 rules (ymcui/cmrc2018 cmrc2018_evaluate.py; ../shared/reference,
-# PEERS_AND_DATA 5.3): the punctuation list, one character each (its two-character
-# "……" entry can never equal a character, so it is left out)
+# The CMRC 2018 v5 rules (ymcui/cmrc2018, cmrc2018_evaluate.py): the punctuation list, one
+# character each (its two-character "……" entry can never equal a character, so it is left out)
 CMRC_PUNCT = ("- : _ * ^ / \\ ~ ` + = ， 。 ： ？ ！ “ ” ； ’ 《 》 · 、 「 」 （ ） － ～ "
               "『 』").split()
 NLTK_TB = TreebankWordTokenizer()

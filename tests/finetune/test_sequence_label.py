@@ -28,7 +28,7 @@ def ner_data(tmp_path_factory):
         if len(rows) == 60:
             break
     (d / "data.tsv").write_text("text_a\tlabel\n" + "".join(
-        "%s\t%s\n" % (SX.join(c), SX.join(l)) for c, l in rows), encoding="utf-8")
+        "%s\t%s\n" % (SX.join(c), SX.join(ln)) for c, ln in rows), encoding="utf-8")
     write_tiny_model(d / "model", ["".join(c) for c, _ in rows[:30]])
     with open(d / "model" / "vocab.txt", "a", encoding="utf-8") as f:   # sub-word pieces
         n = len((d / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines())

@@ -12,8 +12,7 @@ import pytest
 import train
 from model.ernie import ErnieConfig, feed, input_spec
 from model.multitask import ErnieMultiTask, task_input_names
-from pretraining.multitask import (FreshGradOptimizer, MultiTaskConfig, make_task_reader,
-                                   task_loss)
+from pretraining.multitask import FreshGradOptimizer, MultiTaskConfig, make_task_reader, task_loss
 from tools import pretrain_data
 from utils.errors import UsageError
 from utils.format_paddle2019 import read_legacy_dir
@@ -40,7 +39,7 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("mt")
     pretrain_data.main(["people_daily", "--output_dir", str(d / "pd"), "--max_lines", "400",
                         "--min_count", "1", "--max_seq_len", "96", "--valid_fraction", "0"])
-    vocab = [l.split("\t")[0] for l in
+    vocab = [ln.split("\t")[0] for ln in
              (d / "pd" / "vocab.txt").read_text(encoding="utf-8").splitlines()]
     # English pieces for the capitalization task (the Chinese vocabulary has few)
     extra = sorted({w.lower() for t in ENGLISH for w in re.findall(r"[A-Za-z]+", t)}
@@ -108,8 +107,8 @@ LEARNS_FAST = ("knowledge_masking", "capitalization", "sentence_reordering",
 
 def test_every_task_is_logged_and_its_loss_falls(run):
     d, lines = run
-    logged = [LINE.match(l) for l in lines if l.startswith("stage: ")]
-    assert logged and all(logged), [l for l in lines if l.startswith("stage: ")][:3]
+    logged = [LINE.match(ln) for ln in lines if ln.startswith("stage: ")]
+    assert logged and all(logged), [ln for ln in lines if ln.startswith("stage: ")][:3]
     per_task = collections.defaultdict(list)
     for m in logged:
         per_task[m.group(3)].append((int(m.group(1)), int(m.group(2)), float(m.group(4)),
@@ -280,6 +279,7 @@ RESUME_STAGES = [
 def resume_command(d, config, checkpoints, *extra):
     """train.py in a process of its own, dropout on, a checkpoint every 4 steps."""
     import sys
+
     from ernie_testkit import REPO
     return [sys.executable, str(REPO / "train.py")] + flags(
         d, config, "--ernie_config_path", str(d / "ernie_config_dropout.json"),
@@ -293,6 +293,7 @@ def test_killed_in_the_middle_of_a_stage_resumes_bit_exact(data):
     train state with the stage, the step in it, the task sampler's state and each task's data
     position) is the uninterrupted run's, bit for bit, with dropout on."""
     import subprocess
+
     from ernie_testkit import REPO, checkpoint_differences, kill_nine_after_checkpoint
     d = data
     cfg = json.loads((d / "ernie_config.json").read_text())
@@ -410,6 +411,7 @@ def test_continued_run_adds_a_task_with_a_fresh_head(run, data, monkeypatch):
     the encoder and the old heads start from the checkpoint, the new head from a fresh
     initialisation (the one a run without a checkpoint gets), and it trains."""
     import paddle
+
     import utils.loop
     d = data
     earlier = d / "ckpt" / "stage_3_step_280"

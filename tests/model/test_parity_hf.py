@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from model.ernie import ErnieConfig, ErnieForPretraining, ErnieModel
-from utils.checkpoint import model_params, save_params
+from model.ernie import ErnieConfig, ErnieForPretraining, ErnieModel  # noqa: E402
+from utils.checkpoint import model_params, save_params  # noqa: E402
 
 CONFIGS = {
     "relu_v1": dict(hidden_act="relu", type_vocab_size=2, max_position_embeddings=40),
@@ -125,6 +125,7 @@ def test_pretraining_gradients_match_transformers(kind, static, tmp_path):
     training-only code paths (the bias added by matmul, the to_static step) that the
     inference comparisons above do not run."""
     import paddle.nn.functional as F
+
     from utils.format_hf import params_to_hf
     cfg = make_config(kind)
     model = ErnieForPretraining(cfg)

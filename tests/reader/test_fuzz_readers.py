@@ -18,9 +18,14 @@ import pytest
 from ernie_testkit import write_tiny_model
 from model.ernie import ErnieConfig
 from reader.mrc import MRCReader
-from reader.pretraining import (ErnieDataReader, MalformedLine, parse_sample, read_filelist)
-from reader.task_reader import (ClassifyReader, ExtractEmbeddingReader, SequenceLabelReader,
-                                load_label_map, read_tsv)
+from reader.pretraining import ErnieDataReader, MalformedLine, parse_sample, read_filelist
+from reader.task_reader import (
+    ClassifyReader,
+    ExtractEmbeddingReader,
+    SequenceLabelReader,
+    load_label_map,
+    read_tsv,
+)
 from tokenization import load_vocab
 from utils.errors import DataError, UsageError
 from utils.format_paddle2019 import read_legacy_tensor, write_legacy_tensor
@@ -373,10 +378,10 @@ def test_fuzz_readers(model_dir, tmp_path):
     t = target("classify_tsv")
     for i in range(2600):
         reader = readers[i % len(readers)]
-        t.run(lambda p: batches_of(reader, reader.records(p)), classify_tsv(f))
+        t.run(lambda p, reader=reader: batches_of(reader, reader.records(p)), classify_tsv(f))
     t = target("read_tsv")
     for i in range(400):
-        t.run(lambda p: read_tsv(p, ("text_a", "label")[:1 + i % 2], reject_empty=bool(i % 3)),
+        t.run(lambda p, i=i: read_tsv(p, ("text_a", "label")[:1 + i % 2], reject_empty=bool(i % 3)),
               classify_tsv(f))
 
     # sequence labelling TSV: training (label propagation) and inference, short windows

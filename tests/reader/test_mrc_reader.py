@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from ernie_testkit import write_tiny_model
-from reader.mrc import (FIRST_UNIQUE_ID, MRCReader, chinese_doc_tokens, piece_char_spans,
-                        whitespace_doc_tokens)
+from reader.mrc import (
+    FIRST_UNIQUE_ID,
+    MRCReader,
+    chinese_doc_tokens,
+    piece_char_spans,
+    whitespace_doc_tokens,
+)
 from tokenization import BasicTokenizer
 from utils.errors import DataError, UsageError
 
@@ -228,7 +233,8 @@ def test_bad_training_input_names_the_question(tmp_path, case):
 def test_evaluation_rules(tmp_path):
     reader = zh_reader(tmp_path, [GOOD_CTX, "首都是哪里？x"])
     # several gold answers and a wrong answer_start are fine when only scoring
-    path = write(tmp_path / "dev.json", squad((GOOD_CTX, [("q1", "x", [("北京", 0), ("北京", 5)])])))
+    path = write(tmp_path / "dev.json",
+                 squad((GOOD_CTX, [("q1", "x", [("北京", 0), ("北京", 5)])])))
     examples, _ = reader.load(path)
     assert examples[0].answer_texts == ["北京", "北京"] and reader.has_answers(path)
     # a test file without answers

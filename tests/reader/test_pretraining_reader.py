@@ -3,6 +3,7 @@
 sampling, malformed lines; and the ERNIE 2.0 document task examples."""
 import gzip
 import re
+
 import numpy as np
 import pytest
 
@@ -124,7 +125,7 @@ def test_word_masking_selects_whole_words(demo_samples):
         got = batching.pad_batch_data(out).reshape(-1)[pos]
         kinds += np.bincount(np.where(got == MASK, 0, np.where(got == labels, 1, 2)),
                              minlength=3)
-    assert total == 650406     # the demo file's seg_label-0 tokens (SPEC §12), one word each
+    assert total == 650406     # the demo file's seg_label-0 tokens, one word each
     assert abs(selected / total - 0.15) < 0.01, selected / total
     share = kinds / kinds.sum()
     assert np.allclose(share, [0.8, 0.1, 0.1], atol=0.01), share

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from ernie_testkit import SX
-from reader.task_reader import (SequenceLabelReader, best_window_of_pieces, propagate_label,
-                                window_spans)
+from reader.task_reader import (
+    SequenceLabelReader,
+    best_window_of_pieces,
+    propagate_label,
+    window_spans,
+)
 from utils.errors import DataError, UsageError
 
 # "abcd" -> ab ##cd, "abcdef" -> ab ##cd ##ef; CJK characters are tokens of their own

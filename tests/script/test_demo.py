@@ -129,4 +129,5 @@ def test_demo_killed_mid_pretraining_resumes_and_finishes(tmp_path):
     pretrain_config = json.loads((out / "pretrain" / "pretrain_config.json").read_text())
     model_config = json.loads((out / "model" / "ernie_config.json").read_text())
     assert pretrain_config["hidden_dropout_prob"] == 0.0
-    assert model_config["hidden_dropout_prob"] == model_config["attention_probs_dropout_prob"] == 0.1
+    assert (model_config["hidden_dropout_prob"]
+            == model_config["attention_probs_dropout_prob"] == 0.1)

@@ -21,7 +21,7 @@ def glue(tmp_path_factory):
 
 def read(path):
     lines = path.read_text(encoding="utf-8").splitlines()
-    return lines[0].split("\t"), [l.split("\t") for l in lines[1:]]
+    return lines[0].split("\t"), [ln.split("\t") for ln in lines[1:]]
 
 
 def test_cvt_layouts(glue):

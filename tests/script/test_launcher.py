@@ -63,7 +63,7 @@ def fake(tmp_path):
                    ERNIE_CONFIG_PATH=str(model / "ernie_config.json"), **extra)
         proc = subprocess.run(["sh", str(REPO / "script" / script)] + list(args), cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=60)
-        calls = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+        calls = [json.loads(ln) for ln in log.read_text().splitlines()] if log.exists() else []
         counts = [c for c in calls if c["kind"] == "count"]
         for c in counts:
             assert "paddle.device.cuda.device_count()" in c["code"]

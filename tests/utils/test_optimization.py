@@ -5,8 +5,13 @@ import paddle
 import pytest
 
 from utils.errors import UsageError
-from utils.optimization import (LinearWarmupDecay, NoamDecay, exclude_from_weight_decay,
-                                make_lr_schedule, make_optimizer)
+from utils.optimization import (
+    LinearWarmupDecay,
+    NoamDecay,
+    exclude_from_weight_decay,
+    make_lr_schedule,
+    make_optimizer,
+)
 
 
 def lrs(schedule, n):

@@ -16,8 +16,8 @@ ENTAIL_LABELS = {"entailment": "1", "not_entailment": "0"}
 def rows(path, skip_header=True):
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
-    lines = [l.rstrip("\r") for l in lines if l.strip()]
-    return [l.split("\t") for l in (lines[1:] if skip_header else lines)]
+    lines = [ln.rstrip("\r") for ln in lines if ln.strip()]
+    return [ln.split("\t") for ln in (lines[1:] if skip_header else lines)]
 
 
 def write(path, header, records):
