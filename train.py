@@ -19,9 +19,9 @@ from model.ernie import ErnieConfig
 from pretraining import masked_lm, multitask
 from pretraining.runner import check_pretrain_args
 from utils.args import print_arguments
-from utils.checkpoint import resolve_resume
 from utils.errors import UsageError, run_cli
 from utils.pretrain_args import build_parser
+from utils.resume import resolve_resume
 from utils.runtime import Runtime, set_seed
 
 

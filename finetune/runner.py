@@ -19,17 +19,17 @@ import time
 from model.ernie import ErnieConfig, encoder_input_spec
 from utils.amp import amp_from_args
 from utils.args import check_files, check_learning_rate, check_positive, check_seed, print_arguments
-from utils.checkpoint import (
-    check_checkpoint_folder,
-    check_resumed_run,
-    init_model_params,
-    resolve_resume,
-    restore_training,
-)
+from utils.checkpoint import init_model_params
 from utils.errors import UsageError
 from utils.fileio import check_output_dir, check_output_prefix
 from utils.loop import print_ce_kpis, train_loop
 from utils.optimization import make_optimizer
+from utils.resume import (
+    check_checkpoint_folder,
+    check_resumed_run,
+    resolve_resume,
+    restore_training,
+)
 from utils.runtime import Runtime, compile_model, set_seed
 
 

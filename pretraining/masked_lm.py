@@ -24,15 +24,11 @@ from model.ernie import ErnieForPretraining, encoder_input_names, feed, input_sp
 from pretraining.runner import check_config, export_model_dir, replay, synchronized
 from reader.pretraining import ErnieDataReader
 from utils.amp import amp_from_args
-from utils.checkpoint import (
-    check_checkpoint_folder,
-    check_resumed_run,
-    init_checkpoint,
-    restore_training,
-)
+from utils.checkpoint import init_checkpoint
 from utils.errors import DataError
 from utils.loop import eval_mode, train_loop
 from utils.optimization import make_optimizer
+from utils.resume import check_checkpoint_folder, check_resumed_run, restore_training
 from utils.runtime import compile_model
 
 

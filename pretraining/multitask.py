@@ -68,17 +68,10 @@ from reader.task_reader import ClassifyReader
 from tokenization import FullTokenizer, load_vocab
 from utils import loop
 from utils.amp import amp_from_args
-from utils.checkpoint import (
-    ADAM_SLOTS,
-    MANIFEST_FILE,
-    check_checkpoint_folder,
-    check_resumed_run,
-    init_checkpoint,
-    restore_training,
-    save_checkpoint,
-)
+from utils.checkpoint import ADAM_SLOTS, MANIFEST_FILE, init_checkpoint, save_checkpoint
 from utils.errors import DataError, UsageError
 from utils.optimization import make_optimizer
+from utils.resume import check_checkpoint_folder, check_resumed_run, restore_training
 from utils.runtime import compile_model
 
 FILELIST_KINDS = ("knowledge_masking", "next_sentence")

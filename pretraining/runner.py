@@ -11,7 +11,7 @@ import paddle
 from utils.args import check_files, check_learning_rate, check_positive, check_seed
 from utils.checkpoint import model_params
 from utils.errors import UsageError
-from utils.fileio import check_output_dir
+from utils.fileio import atomic_dir, check_output_dir
 from utils.format_paddle2019 import write_legacy_dir
 
 
@@ -86,16 +86,11 @@ def replay(batches, count):
 
 def export_model_dir(model, args, config):
     """--export_model_dir: params/ + vocab.txt + ernie_config.json (what a 2019 release holds),
-    written to a temporary folder and renamed into place."""
+    written to a temporary folder and renamed into place (replacing an earlier export)."""
     target = args.export_model_dir
-    tmp = target.rstrip("/") + ".tmp-%d" % os.getpid()
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    write_legacy_dir(model_params(model), os.path.join(tmp, "params"))
-    shutil.copyfile(args.vocab_path, os.path.join(tmp, "vocab.txt"))
-    with open(os.path.join(tmp, "ernie_config.json"), "w", encoding="utf-8") as f:
-        json.dump(dict(config), f, indent=1, sort_keys=True)
-    if os.path.isdir(target):
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    with atomic_dir(target) as tmp:
+        write_legacy_dir(model_params(model), os.path.join(tmp, "params"))
+        shutil.copyfile(args.vocab_path, os.path.join(tmp, "vocab.txt"))
+        with open(os.path.join(tmp, "ernie_config.json"), "w", encoding="utf-8") as f:
+            json.dump(dict(config), f, indent=1, sort_keys=True)
     print("model folder (params/, vocab.txt, ernie_config.json) written to %s" % target)

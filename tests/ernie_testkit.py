@@ -98,7 +98,7 @@ def write_random_params(model_dir, seed=None):
 def kill_nine_after_checkpoint(command, checkpoints, after=None, at_least=0, delay=0.0,
                                timeout=120, cwd=None):
     """Start the training run `command` (argv list, writing to the folder `checkpoints`), wait
-    until that folder's newest complete `step_N` (utils.checkpoint.latest_checkpoint) is
+    until that folder's newest complete `step_N` (utils.resume.latest_checkpoint) is
     another than `after` (a path, or None: any) with N >= `at_least`, then `delay` seconds
     more, and SIGKILL it. Returns the newest complete checkpoint after the kill, or None if
     the run ended on its own before it could be killed (the caller decides whether that is a
@@ -107,7 +107,7 @@ def kill_nine_after_checkpoint(command, checkpoints, after=None, at_least=0, del
     import subprocess
     import time
 
-    from utils.checkpoint import latest_checkpoint
+    from utils.resume import latest_checkpoint
 
     def waiting():
         path = latest_checkpoint(str(checkpoints))

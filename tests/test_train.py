@@ -238,8 +238,8 @@ def test_longer_run_carries_on_from_a_constant_rate_checkpoint(setup, tmp_path):
     d, ernie2019 = setup
     import paddle
 
-    from utils.checkpoint import restore_training
     from utils.optimization import make_optimizer
+    from utils.resume import restore_training
     common = flags(
         d, ernie2019, "--train_filelist", str(d / "train_filelist"), "--learning_rate", "5e-3",
         "--skip_steps", "4")

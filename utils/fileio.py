@@ -57,7 +57,7 @@ def atomic_dir(dest, keep=lambda name: False):
     new directory -> `dest`, then the old one is removed. Files of the old `dest` that
     `keep(name)` accepts (vocab.txt, notes) are copied into the new one first, unless it has
     them. A process killed between the two renames leaves no `dest` and both copies whole, so
-    a later run can bring one back (utils.checkpoint.latest_checkpoint does)."""
+    a later run can bring one back (utils.resume.latest_checkpoint does)."""
     dest = os.path.normpath(os.fspath(dest))
     tmp = _tmp_name(dest)
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)

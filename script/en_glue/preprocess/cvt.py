@@ -9,6 +9,11 @@ keep the GLUE id as `qid` and get the dummy label -1. MNLI goes to MNLI/train.ts
 import os
 import sys
 
+# the repository root, for utils.fileio (the script runs from anywhere, by path)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+
+from utils.fileio import atomic_path  # noqa: E402
+
 MNLI_LABELS = {"contradiction": "0", "neutral": "1", "entailment": "2"}
 ENTAIL_LABELS = {"entailment": "1", "not_entailment": "0"}
 
@@ -22,12 +27,10 @@ def rows(path, skip_header=True):
 
 def write(path, header, records):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("\t".join(header) + "\n")
         for r in records:
             f.write("\t".join(r) + "\n")
-    os.replace(tmp, path)
     print("%s: %d rows" % (path, len(records)))
 
 
