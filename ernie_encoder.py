@@ -3,10 +3,17 @@
     python ernie_encoder.py --init_pretraining_params params --ernie_config_path cfg.json \
         --vocab_path vocab.txt --data_set input.tsv --output_dir embeddings
 
-Writes <output_dir>/cls_emb.npy [N, H] (pooled output, one row per input line) and
+Writes <output_dir>/cls_emb.npy [N, H] (pooled output, one row per input line),
 <output_dir>/top_layer_emb.npy [total_tokens, H] (every real token of every input, [CLS] and
-[SEP] included, in input order). The encoder runs as an exported program under Paddle
-Inference.
+[SEP] included, in input order, without padding: the inputs one after the other) and
+<output_dir>/seq_lens.npy [N] int64 (the number of those tokens of each input), so that
+np.split(top_layer_emb, np.cumsum(seq_lens)[:-1]) gives each input's [L_i, H] rows.
+
+The encoder is exported once to <output_dir>/inference_model, a model folder for the task
+`encode` (serving/folder.py), and runs under Paddle Inference; a later run with the same
+parameters and settings reuses it. --init_pretraining_params may also be a model folder of any
+task (python -m serving.export): its encoder, config, vocabulary and tokenizer settings are
+used, and nothing is exported.
 """
 import os
 
@@ -16,10 +23,11 @@ from utils import paddle_env
 
 paddle_env.apply()  # before Paddle loads: it reads these settings once
 
-from finetune.predict import export_checkpoint, run_in_length_order
+from finetune.predict import run_in_length_order
 from finetune.runner import check_against_config
-from model.ernie import ErnieConfig, ErnieModel
+from model.ernie import ErnieConfig
 from reader.task_reader import ExtractEmbeddingReader
+from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
 from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
@@ -38,6 +46,9 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    folder = is_model_folder(args.init_pretraining_params)
+    if folder:  # the folder's settings replace the flags' defaults
+        _, prefix = use_folder(args, argv, "init_pretraining_params", ("encode",))
     print_arguments(args)
     for name in ("init_pretraining_params", "ernie_config_path", "vocab_path", "data_set"):
         if not getattr(args, name):
@@ -57,10 +68,13 @@ def main(argv):
     print("Device count: 1")
     print("Total num examples: %d" % len(records))
 
-    # exporting creates --output_dir, where the .npy files go too
-    prefix = export_checkpoint(ErnieModel(config), args.init_pretraining_params,
-                               os.path.join(args.output_dir, "inference_model", "encoder"),
-                               config, encoder_only=True)
+    if not folder:  # exporting creates --output_dir, where the .npy files go too
+        plan = ExportPlan("encode", args.init_pretraining_params, args.ernie_config_path,
+                          args.vocab_path, max_seq_len=args.max_seq_len,
+                          do_lower_case=args.do_lower_case, for_cn=False,
+                          tokenizer=args.tokenizer,
+                          sentence_piece_model=args.sentence_piece_model)
+        prefix = export_once(plan, os.path.join(args.output_dir, "inference_model"))
     predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
 
     def per_example(outputs, feed):
@@ -71,7 +85,9 @@ def main(argv):
                                   per_example)
     cls_emb = np.stack([pooled for pooled, _ in results])
     top_layer_emb = np.concatenate([tokens for _, tokens in results])
-    for name, array in (("cls_emb.npy", cls_emb), ("top_layer_emb.npy", top_layer_emb)):
+    seq_lens = np.array([len(tokens) for _, tokens in results], dtype="int64")
+    for name, array in (("cls_emb.npy", cls_emb), ("top_layer_emb.npy", top_layer_emb),
+                        ("seq_lens.npy", seq_lens)):
         path = os.path.join(args.output_dir, name)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

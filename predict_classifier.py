@@ -5,22 +5,23 @@
         --predict_set test.tsv --num_labels 2 [--label_map_config label_map.json] \
         [--output_file predictions.tsv]
 
-The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model
-(model.json, model.pdiparams and the label map) and run with Paddle Inference.
+The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model, a
+model folder (serving/folder.py: model.json, model.pdiparams, the label map, ...), and run with
+Paddle Inference; a later run with the same checkpoint and settings reuses it. --init_checkpoint
+may also be a model folder (python -m serving.export): its config, vocabulary, label map and
+tokenizer settings are used, and nothing is exported.
 """
-import os
-
 import numpy as np
 
 from utils import paddle_env
 
 paddle_env.apply()  # before Paddle loads: it reads these settings once
 
-from finetune.classifier import ClassifierPredictor, ErnieClassifier
-from finetune.predict import export_checkpoint, inference_model_dir, run_in_length_order
+from finetune.predict import inference_model_dir, run_in_length_order
 from finetune.runner import check_against_config
 from model.ernie import ErnieConfig
 from reader.task_reader import ClassifyReader, check_label_map_ids
+from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
 from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
@@ -43,6 +44,9 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    folder = is_model_folder(args.init_checkpoint)
+    if folder:  # the folder's settings replace the flags' defaults
+        _, prefix = use_folder(args, argv, "init_checkpoint", ("classify", "regress"))
     print_arguments(args)
     for name in ("init_checkpoint", "ernie_config_path", "vocab_path", "predict_set"):
         if not getattr(args, name):
@@ -54,8 +58,9 @@ def main(argv):
         return 0
     # where the run writes, before any work starts (creating nothing; a missing folder of
     # --output_file is made when it is written, as --save_inference_model_path is)
-    out_dir = inference_model_dir(args)
-    check_output_dir("--save_inference_model_path", out_dir)
+    out_dir = args.init_checkpoint if folder else inference_model_dir(args)
+    if not folder:
+        check_output_dir("--save_inference_model_path", out_dir)
     if args.output_file:
         check_output_file("--output_file", args.output_file)
     config = ErnieConfig(args.ernie_config_path)
@@ -74,11 +79,15 @@ def main(argv):
         raise DataError("%s: no examples after the header line (--predict_set)"
                         % args.predict_set)
 
-    prefix = export_checkpoint(ErnieClassifier(config, args.num_labels, args.is_regression),
-                               args.init_checkpoint, os.path.join(out_dir, "model"), config,
-                               serving=ClassifierPredictor,
-                               label_map_config=args.label_map_config)
-    print("save inference model to %s" % out_dir)
+    if not folder:
+        plan = ExportPlan(
+            "regress" if args.is_regression else "classify", args.init_checkpoint,
+            args.ernie_config_path, args.vocab_path, label_map_config=args.label_map_config,
+            num_labels=args.num_labels, max_seq_len=args.max_seq_len,
+            do_lower_case=args.do_lower_case, for_cn=args.for_cn, tokenizer=args.tokenizer,
+            sentence_piece_model=args.sentence_piece_model,
+            task_id=args.task_id if args.ernie_version == "2.0" else 0)
+        prefix = export_once(plan, out_dir)
     print("load inference model from %s" % out_dir)
     predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
     probs = run_in_length_order(predictor, records, args.batch_size, reader.pad_batch,

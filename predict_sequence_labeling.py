@@ -12,25 +12,22 @@ exactly one label per token. Inputs longer than --max_seq_len are predicted in o
 windows and stitched back, as run_sequence_labeling.py does for its test output: with the same
 checkpoint, --max_seq_len and batch size both write the same predictions.
 
-The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model
-(model.json, model.pdiparams and label_map.json) and run with Paddle Inference.
+The checkpoint is exported once to <save_inference_model_path>/<name>_inference_model, a
+model folder (serving/folder.py: model.json, model.pdiparams, label_map.json, ...), and run with
+Paddle Inference; a later run with the same checkpoint and settings reuses it. --init_checkpoint
+may also be a model folder (python -m serving.export --task tag): its config, vocabulary, label
+map and tokenizer settings are used, and nothing is exported.
 """
-import os
-
 from utils import paddle_env
 
 paddle_env.apply()  # before Paddle loads: it reads these settings once
 
-from finetune.predict import export_checkpoint, inference_model_dir
+from finetune.predict import inference_model_dir
 from finetune.runner import check_against_config
-from finetune.sequence_label import (
-    ErnieSequenceLabeler,
-    SequenceLabelPredictor,
-    predict_labels,
-    write_predictions,
-)
+from finetune.sequence_label import predict_labels, write_predictions
 from model.ernie import ErnieConfig
 from reader.task_reader import SequenceLabelReader
+from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
 from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
@@ -55,6 +52,9 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
+    folder = is_model_folder(args.init_checkpoint)
+    if folder:  # the folder's settings replace the flags' defaults
+        _, prefix = use_folder(args, argv, "init_checkpoint", ("tag",))
     print_arguments(args)
     for name in ("init_checkpoint", "ernie_config_path", "vocab_path", "label_map_config",
                  "predict_set"):
@@ -67,8 +67,9 @@ def main(argv):
         return 0
     # where the run writes, before any work starts (creating nothing; a missing folder of
     # --output_file is made when it is written, as --save_inference_model_path is)
-    out_dir = inference_model_dir(args)
-    check_output_dir("--save_inference_model_path", out_dir)
+    out_dir = args.init_checkpoint if folder else inference_model_dir(args)
+    if not folder:
+        check_output_dir("--save_inference_model_path", out_dir)
     if args.output_file:
         check_output_file("--output_file", args.output_file)
     config = ErnieConfig(args.ernie_config_path)
@@ -91,11 +92,14 @@ def main(argv):
         raise DataError("%s: no examples after the header line (--predict_set)"
                         % args.predict_set)
 
-    prefix = export_checkpoint(ErnieSequenceLabeler(config, num_labels), args.init_checkpoint,
-                               os.path.join(out_dir, "model"), config,
-                               serving=SequenceLabelPredictor,
-                               label_map_config=args.label_map_config)
-    print("save inference model to %s" % out_dir)
+    if not folder:
+        plan = ExportPlan(
+            "tag", args.init_checkpoint, args.ernie_config_path, args.vocab_path,
+            label_map_config=args.label_map_config, num_labels=num_labels,
+            max_seq_len=args.max_seq_len, do_lower_case=args.do_lower_case, for_cn=False,
+            tokenizer=args.tokenizer, sentence_piece_model=args.sentence_piece_model,
+            task_id=args.task_id if args.ernie_version == "2.0" else 0)
+        prefix = export_once(plan, out_dir)
     print("load inference model from %s" % out_dir)
     predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
     preds = predict_labels(reader, examples, predictor, args.batch_size)

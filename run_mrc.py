@@ -30,6 +30,8 @@ from utils.finetune_args import build_parser
 
 
 class MRCTask(runner.Task):
+    best_metric = "f1"   # what --save_best follows (for_cn too: the CMRC 2018 F1)
+
     def check_args(self):
         args = self.args
         for name in ("train_set", "dev_set", "test_set"):

@@ -26,6 +26,7 @@ from utils.finetune_args import build_parser
 
 class SequenceLabelTask(runner.Task):
     validate_each_epoch = False  # 2019 validated it every --validation_steps only
+    best_metric = "f1"           # what --save_best follows
 
     def check_args(self):
         runner.check_finetune_args(self.args, required=("label_map_config",),

@@ -21,7 +21,7 @@ from pretraining.runner import check_pretrain_args
 from utils.args import print_arguments
 from utils.errors import UsageError, run_cli
 from utils.pretrain_args import build_parser
-from utils.resume import resolve_resume
+from utils.resume import hold_checkpoints, resolve_resume
 from utils.runtime import Runtime, set_seed
 
 
@@ -38,10 +38,13 @@ def main(argv):
     resolve_resume(args)
     if args.do_test:
         masked_lm.test(args, config, runtime)
-    elif args.multitask_config:
-        multitask.train_multitask(args, config, runtime)
-    else:
-        masked_lm.train(args, config, runtime)
+        return 0
+    # one training run at a time in --checkpoints; only trainer 0 writes there
+    with hold_checkpoints(args.checkpoints, runtime.is_main):
+        if args.multitask_config:
+            multitask.train_multitask(args, config, runtime)
+        else:
+            masked_lm.train(args, config, runtime)
     return 0
 
 

@@ -19,16 +19,18 @@ import time
 from model.ernie import ErnieConfig, encoder_input_spec
 from utils.amp import amp_from_args
 from utils.args import check_files, check_learning_rate, check_positive, check_seed, print_arguments
-from utils.checkpoint import init_model_params
+from utils.checkpoint import BestCheckpoint, init_model_params
 from utils.errors import UsageError
 from utils.fileio import check_output_dir, check_output_prefix
-from utils.loop import print_ce_kpis, train_loop
+from utils.loop import print_ce_kpis, save_or_stop, train_loop
 from utils.optimization import make_optimizer
 from utils.resume import (
     check_checkpoint_folder,
     check_resumed_run,
+    hold_checkpoints,
     resolve_resume,
     restore_training,
+    saved_best,
 )
 from utils.runtime import Runtime, compile_model, set_seed
 
@@ -42,6 +44,12 @@ class Task(object):
     # 2019 evaluated classification also whenever an epoch ended; the other tasks only every
     # --validation_steps
     validate_each_epoch = False
+    # the key of evaluate_dev's metrics that --save_best follows (higher is better); None:
+    # the first value of --metric (classification, BEST_OF_METRIC)
+    best_metric = None
+    # training with --save_best: the utils.checkpoint.BestCheckpoint, and save_best(steps,
+    # path, record) writing a checkpoint of the model as it is (set by `train`)
+    best = save_best = None
 
     def __init__(self, args):
         self.args = args
@@ -106,20 +114,25 @@ def run(task):
     model = task.model = task.make_model()
     init_model_params(model, args, training=args.do_train)
     task.forward = compile_model(model, args.to_static, encoder_input_spec(config))
-    if args.use_visualdl:  # after the data and parameters loaded: bad input creates nothing
-        runtime.open_visualdl(os.path.join(args.checkpoints, "visualdl"))
+    # a training run holds --checkpoints until its end (the final evaluation may save best)
+    with hold_checkpoints(args.checkpoints, args.do_train and runtime.is_main):
+        if args.use_visualdl:  # after the data and parameters loaded: bad input creates nothing
+            runtime.open_visualdl(os.path.join(args.checkpoints, "visualdl"))
 
-    train_start = time.time()
-    steps = epoch = 0
-    if args.do_train:
-        steps = train(task)
-        epoch = reader.current_epoch
-    train_seconds = time.time() - train_start
-    if runtime.is_main:
-        dev_metrics = evaluate(task, steps, epoch, final=True)
-        task.final_outputs()
-        if args.enable_ce:
-            print_ce_kpis(runtime, train_seconds, dev_metrics)
+        train_start = time.time()
+        steps = epoch = 0
+        if args.do_train:
+            steps = train(task)
+            epoch = reader.current_epoch
+        train_seconds = time.time() - train_start
+        if runtime.is_main:
+            dev_metrics = evaluate(task, steps, epoch, final=True)
+            keep_best(task, steps, dev_metrics)
+            task.final_outputs()
+            if task.best is not None:
+                print(task.best.summary(), flush=True)
+            if args.enable_ce:
+                print_ce_kpis(runtime, train_seconds, dev_metrics)
     return 0
 
 
@@ -138,13 +151,39 @@ def train(task):
 
     def validate(steps):
         if runtime.is_main:
-            evaluate(task, steps, reader.current_epoch)
+            keep_best(task, steps, evaluate(task, steps, reader.current_epoch))
+
+    resumed, identity = loop_kwargs.pop("resumed"), loop_kwargs.pop("identity")
+    if args.save_best:
+        task.best = BestCheckpoint(args.checkpoints, task.best_metric or
+                                   BEST_OF_METRIC[args.metric])
+        if resumed:     # a resumed run keeps its best so far
+            task.best.restore(saved_best(args.checkpoints, identity))
+        train_state = loop_kwargs["train_state"]
+        task.save_best = lambda steps, path, record: save_or_stop(
+            model, optimizer, path, dict(train_state(), step=steps, best=record))
 
     epoch_of = (lambda: reader.current_epoch) if task.validate_each_epoch else None
     return train_loop(model, optimizer, lr, batches,
                       lambda batch: task.loss_and_stats(train_forward, batch),
                       args, runtime, log_line, validate, epoch_of=epoch_of,
                       amp=amp_from_args(args, runtime), **loop_kwargs)
+
+
+# --save_best, classification: the first value of each --metric (the regression one: corr)
+BEST_OF_METRIC = {"simple_accuracy": "acc", "acc_and_f1": "acc",
+                  "matthews_corrcoef": "matthews_corrcoef", "pearson_and_spearman": "corr",
+                  "acc_and_f1_and_mrr": "acc"}
+
+
+def keep_best(task, steps, dev_metrics):
+    """--save_best: after an evaluation of the first --dev_set at `steps`, save
+    `<checkpoints>/best` if its metric beats the best so far."""
+    if task.best is None or not dev_metrics:
+        return
+    value = dev_metrics.get(task.best.metric)
+    task.best.offer(steps, None if value is None else float(value),
+                    lambda path, record: task.save_best(steps, path, record))
 
 
 def evaluate(task, steps, epoch, final=False):
@@ -191,6 +230,12 @@ def check_finetune_args(args, required=(), positive=(), files=()):
         raise UsageError("--warmup_proportion is the share of the training steps spent warming "
                          "up: it must be in [0, 1], got %s" % args.warmup_proportion)
     check_seed(args)
+    if getattr(args, "keep_checkpoint_max", 0) < 0:
+        raise UsageError("--keep_checkpoint_max must not be negative (0 keeps every "
+                         "checkpoint), got %d" % args.keep_checkpoint_max)
+    if getattr(args, "save_best", False) and not (args.do_train and args.do_val):
+        raise UsageError("--save_best true keeps the checkpoint of the best dev evaluation: it "
+                         "needs --do_train true and --do_val true")
     if args.in_tokens and args.batch_size < args.max_seq_len:
         raise UsageError("--in_tokens true counts --batch_size in tokens: it must be at least "
                          "--max_seq_len (%d), got %d" % (args.max_seq_len, args.batch_size))
@@ -243,7 +288,9 @@ def prepare_training(args, runtime, reader, parameters):
     """Everything before the loop for a fine-tuning reader: the optimizer and LR plan, the
     state of a resumed run (--init_checkpoint / --resume auto over the same data), and the
     batch stream from where that run stopped. Returns (num_examples, optimizer, lr, batches,
-    loop_kwargs), loop_kwargs being what train_loop needs to continue and to save resumably."""
+    loop_kwargs), loop_kwargs being what train_loop needs to continue and to save resumably,
+    plus `resumed` (this continues a run of ours) and `identity` (the run's), which `train`
+    takes out."""
     num_examples = reader.get_num_examples(args.train_set)
     batches_per_epoch = reader.count_batches(args.train_set, args.batch_size)
     optimizer, lr = plan_training(args, runtime, num_examples, batches_per_epoch, parameters)
@@ -275,7 +322,11 @@ def prepare_training(args, runtime, reader, parameters):
     keep = {"stop_step": stop_step} if stop_step is not None else {}
     loop_kwargs = dict(start_step=resumed["step"] if resumed else 0,
                        train_state=lambda: dict(run_identity, data_position=reader.position,
-                                                **keep))
+                                                **keep),
+                       # not for train_loop: whether this continues a run of ours, and its
+                       # identity (the best so far of --save_best comes back with it)
+                       resumed=bool(resumed and resumed["data_position"] is not None),
+                       identity=run_identity)
     return num_examples, optimizer, lr, batches, loop_kwargs
 
 

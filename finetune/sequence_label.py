@@ -123,8 +123,9 @@ class EagerRunner(object):
             return [F.softmax(logits).numpy()]
 
 
-def predict_labels(reader, examples, runner, batch_size):
-    """Per example, its predicted label strings: exactly one per input token.
+def predict_labels(reader, examples, runner, batch_size, quiet=False):
+    """Per example, its predicted label strings: exactly one per input token (`quiet`: no
+    progress bar).
 
     Each example is cut into windows of max_seq_len - 2 pieces (reader.window_records); the
     windows of all examples are predicted in batches of similar length; a piece takes its
@@ -144,7 +145,7 @@ def predict_labels(reader, examples, runner, batch_size):
     model = getattr(runner, "model", None)
     with eval_mode(model) if model is not None else contextlib.nullcontext():
         window_ids = run_in_length_order(runner, windows, batch_size, reader.pad_batch,
-                                         per_window)
+                                         per_window, quiet=quiet)
 
     results, w = [], 0
     for index, example in enumerate(examples):

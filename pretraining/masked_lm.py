@@ -9,7 +9,8 @@ Log lines (2019; each one line, wrapped here):
     [test_set] loss: %f, global ppl: %f, next_sent_acc: %f, speed: %f steps/s
 The loss, ppl and accuracy of a train line are means over the steps since the previous line.
 Checkpoints go to <checkpoints>/step_N every --save_steps and after the last step (2019 saved
-no final checkpoint).
+no final checkpoint); with --save_best, <checkpoints>/best after each validation whose loss is
+the lowest so far.
 """
 import itertools
 import math
@@ -24,11 +25,11 @@ from model.ernie import ErnieForPretraining, encoder_input_names, feed, input_sp
 from pretraining.runner import check_config, export_model_dir, replay, synchronized
 from reader.pretraining import ErnieDataReader
 from utils.amp import amp_from_args
-from utils.checkpoint import init_checkpoint
+from utils.checkpoint import BestCheckpoint, init_checkpoint
 from utils.errors import DataError
-from utils.loop import eval_mode, train_loop
+from utils.loop import eval_mode, save_or_stop, train_loop
 from utils.optimization import make_optimizer
-from utils.resume import check_checkpoint_folder, check_resumed_run, restore_training
+from utils.resume import check_checkpoint_folder, check_resumed_run, restore_training, saved_best
 from utils.runtime import compile_model
 
 
@@ -178,6 +179,18 @@ def train(args, config, runtime):
                    reader.total_file, steps, means["loss"], means["ppl"], means["acc"], speed,
                    reader.current_file, reader.mask_type))
 
+    positions = Positions(reader)
+
+    def train_state():
+        return dict(identity, data_position=positions.position)
+
+    best = None
+    if args.save_best:      # the lowest validation loss
+        best = BestCheckpoint(args.checkpoints, "loss", lower_is_better=True,
+                              label="validation")
+        if resumed and resumed["data_position"] is not None:
+            best.restore(saved_best(args.checkpoints, identity))
+
     def validate(steps):
         if not runtime.is_main:
             return
@@ -187,8 +200,9 @@ def train(args, config, runtime):
               "batch-averged ppl: %f, next_sent_acc: %f, speed: %f steps/s"
               % (reader.current_epoch, steps, loss, gppl, bppl, acc, n / max(secs, 1e-9)),
               flush=True)
-
-    positions = Positions(reader)
+        if best is not None:
+            best.offer(steps, loss, lambda path, record: save_or_stop(
+                model, optimizer, path, dict(train_state(), step=steps, best=record)))
     batches = positions.count(reader.data_generator()())
     # our checkpoints record the batches already taken (the step count, unless the run began
     # at a 2019 checkpoint); a 2019 one has no data position: the data starts from the
@@ -202,7 +216,7 @@ def train(args, config, runtime):
                                max(0, args.num_train_steps - start_step))
     steps = train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log_line,
                        validate if valid_reader is not None else None, start_step=start_step,
-                       train_state=lambda: dict(identity, data_position=positions.position),
+                       train_state=train_state,
                        amp=amp_from_args(args, runtime))
     if steps == 0:
         # usable lines, but every batch was dropped: nothing was selected for prediction
@@ -220,6 +234,8 @@ def train(args, config, runtime):
     else:   # resumed at --num_train_steps already: no step taken, nothing saved
         print("pretraining finished after %d steps (none taken: --num_train_steps %d reached); "
               "checkpoint %s" % (steps, args.num_train_steps, args.init_checkpoint))
+    if best is not None and runtime.is_main:
+        print(best.summary(), flush=True)
     return steps
 
 

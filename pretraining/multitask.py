@@ -42,7 +42,8 @@ Task keys: `name` (letters, digits, `_`), `kind` (default: the name), `data`, `t
 Log lines, every --skip_steps, one per task that ran since the previous line:
     stage: %d, step: %d, task: %s, loss: %f, acc: %f, task_steps: %d, speed: %f steps/s
 (the masked LM adds `ppl: %f`). A checkpoint `<checkpoints>/stage_<s>_step_<n>` is saved at
-the end of every stage, besides the usual step_N ones. Both record where the run is (the stage
+the end of every stage, besides the usual step_N ones (--keep_checkpoint_max deletes old
+step_N ones only). Both record where the run is (the stage
 and the step in it, the task sampler's random state, the batches each task's reader has given)
 besides the optimizer and random state, so `--resume auto` continues a killed run exactly; a
 checkpoint of another config (a later stage plan, an added task) gives parameters only.
@@ -68,7 +69,7 @@ from reader.task_reader import ClassifyReader
 from tokenization import FullTokenizer, load_vocab
 from utils import loop
 from utils.amp import amp_from_args
-from utils.checkpoint import ADAM_SLOTS, MANIFEST_FILE, init_checkpoint, save_checkpoint
+from utils.checkpoint import ADAM_SLOTS, MANIFEST_FILE, init_checkpoint
 from utils.errors import DataError, UsageError
 from utils.optimization import make_optimizer
 from utils.resume import check_checkpoint_folder, check_resumed_run, restore_training
@@ -448,7 +449,7 @@ def train_multitask(args, cfg, runtime):
                 continue
             if done == begin:
                 if index > 1 and runtime.is_main:   # the previous stage's last step is applied
-                    save_checkpoint(model, optimizer, os.path.join(
+                    loop.save_or_stop(model, optimizer, os.path.join(
                         args.checkpoints, "stage_%d_step_%d" % (index - 1, done)),
                         dict(train_state(), step=done))
                 print("stage %d begins at step %d: %s" % (index, done, ", ".join(stage.names)),
@@ -493,7 +494,7 @@ def train_multitask(args, cfg, runtime):
                             log_line, amp=amp_from_args(args, runtime), start_step=start_step,
                             train_state=train_state)
     if runtime.is_main and steps:
-        save_checkpoint(model, optimizer, os.path.join(
+        loop.save_or_stop(model, optimizer, os.path.join(
             args.checkpoints, "stage_%d_step_%d" % (len(mt.stages), steps)),
             dict(train_state(), step=steps))
     if args.export_model_dir and runtime.is_main:

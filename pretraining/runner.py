@@ -24,6 +24,14 @@ def check_pretrain_args(args):
         raise UsageError("--warmup_steps must not be negative, got %d" % args.warmup_steps)
     check_learning_rate(args)
     check_seed(args)
+    if args.keep_checkpoint_max < 0:
+        raise UsageError("--keep_checkpoint_max must not be negative (0 keeps every "
+                         "checkpoint), got %d" % args.keep_checkpoint_max)
+    if args.save_best and (args.do_test or args.multitask_config or not args.valid_filelist):
+        raise UsageError("--save_best true keeps the checkpoint of the lowest validation loss: "
+                         "it needs --valid_filelist%s" % (
+                             " (a --multitask_config run does not validate)"
+                             if args.multitask_config else ""))
     if args.do_test:
         if not args.init_checkpoint:
             raise UsageError("[FATAL] Please use --init_checkpoint '/path/to/checkpoints' to "

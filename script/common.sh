@@ -2,7 +2,10 @@
 # point on one process or, when several cards (or CPU processes) are asked for, under
 # paddle.distributed.launch.
 #
-#   MODEL_PATH       folder of a released model: params/, vocab.txt, ernie_config.json
+#   MODEL_PATH       folder of a released model: params/, vocab.txt, ernie_config.json; or a
+#                    HuggingFace folder (config.json + model.safetensors or pytorch_model.bin,
+#                    vocab.txt), converted once into <folder>_paddle2019 beside it (or under
+#                    ERNIE_CONVERTED_DIR) and used from there (see use_hf_model_path)
 #   TASK_DATA_PATH   folder of the task data (the 2019 task_data layout)
 #   CUDA_VISIBLE_DEVICES  cards to use, as in 2019 (the scripts default to 2019's list, e.g.
 #                    0,1,2,3,4,5,6,7). Only the cards present are used: when the list names more
@@ -32,7 +35,40 @@ require_env() {
             echo "error: set $name (see README: MODEL_PATH holds params/, vocab.txt and ernie_config.json; TASK_DATA_PATH the task folders)" >&2
             exit 2
         fi
+        [ "$name" != MODEL_PATH ] || use_hf_model_path
     done
+}
+
+# A HuggingFace MODEL_PATH (config.json and weights, no params/ or ernie_config.json) is
+# converted by tools.convert_params into the 2019 layout the scripts read, once: the conversion
+# is kept and reused while it is newer than the HF config and weights (the folder appears
+# whole, so one that exists is complete). MODEL_PATH then names the conversion.
+use_hf_model_path() {
+    _hf=${MODEL_PATH%/}
+    [ -f "$_hf/config.json" ] && [ ! -e "$_hf/params" ] && [ ! -e "$_hf/ernie_config.json" ] \
+        || return 0
+    _weights=
+    for _f in model.safetensors model.safetensors.index.json pytorch_model.bin \
+            pytorch_model.bin.index.json; do
+        if [ -f "$_hf/$_f" ]; then _weights=$_hf/$_f; break; fi
+    done
+    [ -n "$_weights" ] || return 0
+    if [ ! -f "$_hf/vocab.txt" ]; then
+        echo "error: MODEL_PATH $_hf is a HuggingFace folder without vocab.txt (the task scripts need a WordPiece vocabulary)" >&2
+        exit 2
+    fi
+    _conv=${ERNIE_CONVERTED_DIR:-$(dirname "$_hf")}/$(basename "$_hf")_paddle2019
+    if [ -d "$_conv/params" ] && [ -f "$_conv/vocab.txt" ] && [ -f "$_conv/ernie_config.json" ] \
+            && [ ! "$_weights" -nt "$_conv/ernie_config.json" ] \
+            && [ ! "$_hf/config.json" -nt "$_conv/ernie_config.json" ]; then
+        echo "MODEL_PATH $_hf is a HuggingFace folder: using its conversion $_conv" >&2
+    else
+        echo "MODEL_PATH $_hf is a HuggingFace folder: converting it to $_conv" >&2
+        PYTHONPATH="$ERNIE_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+            "$PYTHON" -m tools.convert_params "$_hf" "$_conv" --to paddle2019 >/dev/null \
+            || exit $?
+    fi
+    MODEL_PATH=$_conv
 }
 
 require_file() {

@@ -1,8 +1,10 @@
 """The toolkit's layers import only downward, and no modules import each other in a circle:
 
-    utils  <-  tokenization  <-  reader  <-  model  <-  finetune, pretraining  <-  entry points
+    utils  <-  tokenization  <-  reader  <-  model  <-  finetune, pretraining  <-  serving
+           <-  entry points
 
 `utils` imports no other project package; finetune and pretraining do not import each other;
+serving (the model folder, the Python API, the HTTP server) imports finetune but not pretraining;
 the entry points (run_*.py, train.py, predict_*.py, ernie_encoder.py) import no other entry
 point; the offline tools (tools/) and benchmarks may import anything, and nothing imports them.
 Every import counts, also one inside a function."""
@@ -13,7 +15,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYERS = {"utils": 0, "tokenization": 1, "reader": 2, "model": 3, "finetune": 4,
-          "pretraining": 4}
+          "pretraining": 4, "serving": 4.5}
 ENTRY_POINTS = ("run_classifier", "run_sequence_labeling", "run_mrc", "train",
                 "predict_classifier", "predict_sequence_labeling", "ernie_encoder")
 OUTSIDE = {"tools": 6, "benchmarks": 6}
@@ -73,8 +75,11 @@ def layer_violations(graph):
                            % (importer, target))
             elif rank(src) is None:
                 bad.append("%s (outside every layer) imports %s" % (importer, target))
+            elif src == "serving" and dst == "pretraining":
+                bad.append("%s imports %s: serving imports finetune, not pretraining"
+                           % (importer, target))
             elif rank(src) <= rank(dst):
-                bad.append("%s (layer %d) imports %s (layer %d)"
+                bad.append("%s (layer %g) imports %s (layer %g)"
                            % (importer, rank(src), target, rank(dst)))
     return bad
 
@@ -111,6 +116,8 @@ def test_no_modules_import_each_other_in_a_circle():
 @pytest.mark.parametrize("graph, complaint", [
     ({"utils.fileio": {"reader.batching"}, "reader.batching": set()}, "layer 0"),
     ({"finetune.runner": {"pretraining.loop"}, "pretraining.loop": set()}, "layer 4"),
+    ({"finetune.predict": {"serving.folder"}, "serving.folder": set()}, "layer 4.5"),
+    ({"serving.api": {"pretraining.masked_lm"}, "pretraining.masked_lm": set()}, "pretraining"),
     ({"model.ernie": {"tools.convert_params"}, "tools.convert_params": set()}, "nothing imports"),
     ({"run_mrc": {"train"}, "train": set()}, "nothing imports"),
 ])

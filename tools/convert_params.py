@@ -2,22 +2,50 @@
 
     python -m tools.convert_params SRC DST --to {paddle2019,pdparams,hf}
                                    [--ernie_config_path JSON] [--head HEAD]
+                                   [--vocab_path VOCAB] [--do_lower_case BOOL]
+                                   [--label_map_config JSON]
 
 SRC is detected by content: a 2019 parameter directory (or a model directory holding
 `params/`), a `.pdparams` file, or a transformers directory (`config.json` + weights).
+
 `--to hf` needs the model's 2019 `ernie_config.json`: `--ernie_config_path`, else an
-`ernie_config.json` found in SRC or beside it.  When SRC is a HF directory, its
-`config.json` is converted back and written beside a 2019 output as `ernie_config.json`.
+`ernie_config.json` found in SRC or beside it. The vocabulary (`--vocab_path`, else a
+`vocab.txt` in SRC or beside it) becomes a BertTokenizer beside the weights, so that
+`AutoTokenizer` and `pipeline()` load DST; the label map names a classifier's or tagger's
+outputs in config.json (LABEL_i without one).
+
+From a HF directory, `--to paddle2019 DST` writes the model folder DST the task scripts take as
+MODEL_PATH: DST/params, DST/ernie_config.json (config.json converted back) and the HF
+vocab.txt; a DST named `params` is that folder's params/, the other two written beside it.
 """
 import json
 import os
+import shutil
+import sys
 
+from reader.task_reader import load_label_map
+from tokenization import load_vocab
 from utils import paddle_env
-from utils.args import ArgumentParser
+from utils.args import ArgumentParser, str2bool
 from utils.checkpoint import detect_format, load_params, save_params
-from utils.errors import UsageError, run_cli
-from utils.fileio import atomic_write_text, check_output_dir, check_output_file
-from utils.format_hf import HEADS, hf_to_ernie_config, load_ernie_config, read_hf_dir, write_hf_dir
+from utils.errors import DataError, UsageError, run_cli, where
+from utils.fileio import (
+    atomic_dir,
+    atomic_path,
+    atomic_write_text,
+    check_output_dir,
+    check_output_file,
+)
+from utils.format_hf import (
+    HEADS,
+    hf_to_ernie_config,
+    hf_tokenizer_files,
+    load_ernie_config,
+    read_hf_dir,
+    write_hf_dir,
+)
+
+MODEL_DIR_FILES = ("params", "ernie_config.json", "vocab.txt")  # a 2019 MODEL_PATH
 
 
 def _parser():
@@ -34,20 +62,89 @@ def _parser():
     ap.add_argument("--head", default="auto", choices=("auto",) + HEADS,
                     help="HF class for --to hf: base=ErnieModel, pretraining, cls, ner, mrc "
                          "(default: from the parameters)")
+    ap.add_argument("--vocab_path", default=None,
+                    help="--to hf: the 2019 vocabulary (default: vocab.txt in SRC or beside it)")
+    ap.add_argument("--do_lower_case", type=str2bool, default=True,
+                    help="--to hf: whether the tokenizer lower-cases and strips accents, as "
+                         "the toolkit's --do_lower_case (default true)")
+    ap.add_argument("--label_map_config", default=None,
+                    help="--to hf: the 2019 label map json {label: id} of a classifier or "
+                         "tagger, for config.json's id2label / label2id")
     return ap
 
 
-def _find_ernie_config(src):
-    """ernie_config.json in SRC (a model dir) or beside it, or None."""
+def _find_beside(src, fname):
+    """`fname` in SRC (a model dir) or beside it, or None."""
     src = os.path.abspath(src)
     cands = []
     if os.path.isdir(src):
-        cands.append(os.path.join(src, "ernie_config.json"))
-    cands.append(os.path.join(os.path.dirname(src), "ernie_config.json"))
+        cands.append(os.path.join(src, fname))
+    cands.append(os.path.join(os.path.dirname(src), fname))
     for c in cands:
         if os.path.isfile(c):
             return c
     return None
+
+
+def _find_ernie_config(src):
+    """ernie_config.json in SRC (a model dir) or beside it, or None."""
+    return _find_beside(src, "ernie_config.json")
+
+
+def _tokenizer_files(args, src, ernie_config):
+    """The HF tokenizer files for --to hf, or None (with a note) when there is no vocabulary."""
+    path = args.vocab_path or _find_beside(src, "vocab.txt")
+    if path is None:
+        print("note: no vocab.txt in or beside %s (give --vocab_path): DST gets no tokenizer"
+              % src, file=sys.stderr)
+        return None
+    vocab = load_vocab(path)
+    size = int(ernie_config["vocab_size"])
+    if max(vocab.values()) >= size:
+        raise DataError("%s: token id %d is beyond the model's vocab_size %d"
+                        % (where(path), max(vocab.values()), size))
+    print("Using vocabulary %s" % path)
+    return hf_tokenizer_files(vocab, args.do_lower_case,
+                              ernie_config["max_position_embeddings"], source=where(path))
+
+
+def _write_model_dir(params, ernie_config, src, dst):
+    """A whole 2019 MODEL_PATH from a HF directory: DST/params, DST/ernie_config.json and
+    SRC's vocab.txt, replacing a DST that holds nothing else."""
+    dst = os.path.normpath(dst)
+    if os.path.isdir(dst):
+        other = sorted(set(os.listdir(dst)) - set(MODEL_DIR_FILES))
+        if other:
+            raise UsageError("refusing to replace %s: it holds %r, which is not part of a "
+                             "model folder; choose a new or empty directory" % (dst, other[0]))
+    vocab = os.path.join(src, "vocab.txt")
+    if not os.path.isfile(vocab):
+        vocab = None
+        print("note: %s has no vocab.txt: %s gets none" % (src, dst), file=sys.stderr)
+    else:
+        load_vocab(vocab)  # a vocabulary the toolkit cannot read stops here, not in a task
+    _note_cased(src)
+    with atomic_dir(dst) as tmp:
+        save_params(params, os.path.join(tmp, "params"), "paddle2019")
+        with open(os.path.join(tmp, "ernie_config.json"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(ernie_config, indent=2, sort_keys=True) + "\n")
+        if vocab:
+            shutil.copyfile(vocab, os.path.join(tmp, "vocab.txt"))
+    print("Wrote %d parameters, ernie_config.json%s to %s"
+          % (len(params), " and vocab.txt" if vocab else "", dst))
+    return 0
+
+
+def _note_cased(src):
+    """A cased HF tokenizer: the toolkit lower-cases unless told not to."""
+    try:
+        with open(os.path.join(src, "tokenizer_config.json"), encoding="utf-8") as f:
+            lower = json.load(f).get("do_lower_case", True)
+    except (OSError, ValueError, AttributeError):
+        return
+    if lower is False:
+        print("note: %s/tokenizer_config.json says do_lower_case false: run the toolkit with "
+              "--do_lower_case false" % src, file=sys.stderr)
 
 
 def main(argv):
@@ -70,6 +167,13 @@ def main(argv):
         if not os.path.isfile(args.ernie_config_path):
             raise UsageError("--ernie_config_path %s: no such file" % args.ernie_config_path)
         ernie_config = load_ernie_config(args.ernie_config_path)
+    for flag in ("label_map_config", "vocab_path"):
+        if getattr(args, flag) and args.to != "hf":
+            raise UsageError("--%s is for the HF tokenizer and config.json: it goes with "
+                             "--to hf" % flag)
+    if args.vocab_path and not os.path.isfile(args.vocab_path):
+        raise UsageError("--vocab_path %s: no such file" % args.vocab_path)
+    label_map = load_label_map(args.label_map_config) if args.label_map_config else None
     fmt = detect_format(src)
     hf_cfg = None
     if fmt == "hf":
@@ -89,10 +193,17 @@ def main(argv):
                                  "--ernie_config_path")
             print("Using ernie config %s" % found)
             ernie_config = load_ernie_config(found)
+        tokenizer = _tokenizer_files(args, src, ernie_config)
         arch = write_hf_dir(params, ernie_config, dst,
-                            head=None if args.head == "auto" else args.head)
-        print("Wrote %s to %s" % (arch, dst))
+                            head=None if args.head == "auto" else args.head,
+                            tokenizer_files=tokenizer, label_map=label_map,
+                            label_map_source=args.label_map_config)
+        print("Wrote %s%s to %s" % (arch, " and its tokenizer" if tokenizer else "", dst))
         return 0
+
+    if hf_cfg is not None and args.to == "paddle2019" and \
+            os.path.basename(os.path.normpath(dst)) != "params":
+        return _write_model_dir(params, ernie_config, src, dst)
 
     # 2019 outputs: from a HF source, also write the converted ernie_config.json beside.
     cfg_path = cfg_text = None
@@ -107,11 +218,30 @@ def main(argv):
             else:
                 raise UsageError("%s exists with other content; move it away first (the "
                                  "converted config is written there)" % cfg_path)
+    # ... and the HF vocab.txt beside a params/ output, which makes its folder a MODEL_PATH
+    vocab_src = vocab_dst = None
+    if hf_cfg is not None and args.to == "paddle2019" and \
+            os.path.isfile(os.path.join(src, "vocab.txt")):
+        vocab_src = os.path.join(src, "vocab.txt")
+        vocab_dst = os.path.join(os.path.dirname(os.path.abspath(dst)), "vocab.txt")
+        if os.path.exists(vocab_dst):
+            with open(vocab_src, "rb") as f, open(vocab_dst, "rb") as g:
+                if f.read() == g.read():
+                    vocab_dst = None
+                else:
+                    raise UsageError("%s exists with other content; move it away first (the "
+                                     "HF vocab.txt is copied there)" % vocab_dst)
+        load_vocab(vocab_src)
+        _note_cased(src)
     save_params(params, dst, args.to)
     print("Wrote %d parameters to %s (%s)" % (len(params), dst, args.to))
     if cfg_path is not None:
         atomic_write_text(cfg_path, cfg_text)
         print("Wrote %s" % cfg_path)
+    if vocab_dst is not None:
+        with atomic_path(vocab_dst) as tmp:
+            shutil.copyfile(vocab_src, tmp)
+        print("Wrote %s" % vocab_dst)
     return 0
 
 

@@ -16,11 +16,13 @@ Loading into a ``paddle.nn.Layer`` whose parameters carry the 2019 names in ``p.
 Training checkpoints (``checkpoints/step_N``): a 2019 parameter directory plus the optimizer
 and random state, the data position and a manifest of checksums (save_checkpoint,
 verify_checkpoint, read_training_state); a 2019 ``step_N`` with its optimizer state
-(write_legacy_checkpoint, read_legacy_optimizer_state). Continuing a run from one:
-utils.resume.
+(write_legacy_checkpoint, read_legacy_optimizer_state); keeping the newest few
+(prune_checkpoints, --keep_checkpoint_max) and the best one (BestCheckpoint, --save_best).
+Continuing a run from one, and holding the folder while a run writes there: utils.resume.
 """
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -239,11 +241,20 @@ def save_checkpoint(model, optimizer, path, train_state=None):
     run needs: the optimizer state (moments, LR schedule), Paddle's random state and
     `train_state.json` (step, data position). `manifest.json`, with every file's size and
     sha256, is written last; the whole directory appears at once (renamed from a temporary
-    one), so a run killed at any moment leaves only complete checkpoints. Returns `path`."""
+    one), so a run killed at any moment leaves only complete checkpoints; a parameter that is
+    not finite is refused (DataError naming it and the step) before anything is written.
+    Returns `path`."""
     import paddle
     params = model_params(model)
     for name in params:
         check_var_name(name)
+    step = (train_state or {}).get("step")
+    for name in sorted(params):
+        # a checkpoint is what a run falls back on: never one with nan/inf in it
+        bad = params[name][~np.isfinite(params[name])] if params[name].dtype.kind == "f" else ()
+        if len(bad):
+            raise DataError("parameter %s holds %s%s: not saving %s"
+                            % (name, bad[0], " after step %d" % step if step else "", path))
     with new_legacy_dir(path) as tmp:
         for name in sorted(params):
             write_legacy_tensor(os.path.join(tmp, name), params[name])
@@ -263,6 +274,86 @@ def save_checkpoint(model, optimizer, path, train_state=None):
         with open(os.path.join(tmp, MANIFEST_FILE), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
     return path
+
+
+# A folder being deleted is renamed to `<name>.del-<pid>` first, so that a run killed while
+# deleting leaves no half-deleted `step_N` (utils.resume clears the `.del-` leftovers). A test
+# sets ERNIE_TEST_DELETE_PAUSE (seconds) to kill a run between the rename and the removal.
+DELETE_PAUSE_ENV = "ERNIE_TEST_DELETE_PAUSE"
+
+
+def prune_checkpoints(directory, keep):
+    """--keep_checkpoint_max: delete the `step_N` folders of `directory` but the `keep` with
+    the highest N (`best` and the multi-task `stage_S_step_N` ones are not step_N folders:
+    they stay). Returns the deleted paths."""
+    import shutil
+    import time
+    steps = sorted((int(m.group(1)), name) for name, m in
+                   ((n, re.fullmatch(r"step_(\d+)", n)) for n in os.listdir(directory)) if m)
+    deleted = []
+    for _, name in steps[:max(0, len(steps) - keep)]:
+        path = os.path.join(directory, name)
+        doomed = "%s.del-%d" % (path, os.getpid())
+        try:
+            os.rename(path, doomed)
+        except OSError as e:
+            print("WARNING: cannot delete %s: %s" % (path, e.strerror or e))
+            continue
+        if os.environ.get(DELETE_PAUSE_ENV):
+            time.sleep(float(os.environ[DELETE_PAUSE_ENV]))
+        shutil.rmtree(doomed, ignore_errors=True)
+        deleted.append(path)
+    return deleted
+
+
+BEST = "best"
+
+
+class BestCheckpoint(object):
+    """--save_best: `<checkpoints>/best`, a whole checkpoint (written as step_N is, manifest
+    included) of the step whose evaluation gave the best `metric` so far; its
+    train_state.json holds, besides what step_N's holds, `best`: {"step", "metric", "value"}.
+    Higher is better, or lower with `lower_is_better` (a loss). `label` names the evaluation
+    in the lines printed ("dev", "validation")."""
+
+    def __init__(self, checkpoints, metric, lower_is_better=False, label="dev"):
+        self.path = os.path.join(checkpoints, BEST)
+        self.metric, self.lower, self.label = metric, lower_is_better, label
+        self.step = self.value = None
+
+    def restore(self, record):
+        """Carry on a resumed run's best so far: the `best` record of the train state of its
+        `best` folder (utils.resume.saved_best), if it follows the same metric."""
+        if record and record.get("metric") == self.metric and self.lower == bool(
+                record.get("lower_is_better")):
+            self.step, self.value = int(record["step"]), float(record["value"])
+            print("best so far: step %d (%s %s %.4f) in %s"
+                  % (self.step, self.label, self.metric, self.value, self.path))
+
+    def offer(self, steps, value, save):
+        """After an evaluation at `steps` that gave `value` (None: no score): if it beats the
+        best so far, `save(path, record)` writes the checkpoint with `record` in its train
+        state. Returns True if it was saved."""
+        if value is None or not math.isfinite(value):
+            return False
+        if self.value is not None and not (value < self.value if self.lower
+                                           else value > self.value):
+            return False
+        record = {"step": steps, "metric": self.metric, "value": float(value),
+                  "lower_is_better": self.lower}
+        save(self.path, record)
+        self.step, self.value = steps, float(value)
+        print("new best %s %s %.4f at step %d: saved to %s"
+              % (self.label, self.metric, self.value, steps, self.path), flush=True)
+        return True
+
+    def summary(self):
+        """The run's last word on it: `best checkpoint: step 120 (dev acc 0.8821) in ...`."""
+        if self.step is None:
+            return "best checkpoint: none (no %s evaluation gave a %s)" % (self.label,
+                                                                       self.metric)
+        return "best checkpoint: step %d (%s %s %.4f) in %s" % (
+            self.step, self.label, self.metric, self.value, self.path)
 
 
 def verify_checkpoint(path):

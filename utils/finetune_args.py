@@ -17,6 +17,14 @@ def build_parser(description):
                     "Directory for checkpoints (step_N) and outputs.")
     model_g.add_arg("resume", str, None,
                     "(ours) auto: continue from the latest complete checkpoint in --checkpoints.")
+    model_g.add_arg("keep_checkpoint_max", int, 0,
+                    "(ours) Keep only the newest N step_N checkpoints in --checkpoints, deleting "
+                    "older ones after each save; 0 keeps them all (as in 2019).")
+    model_g.add_arg("save_best", bool, False,
+                    "(ours) After each evaluation of the first --dev_set whose metric improved, "
+                    "save <checkpoints>/best: --metric's first value for classification (acc; "
+                    "corr for pearson_and_spearman; matthews_corrcoef), f1 for sequence "
+                    "labelling and reading comprehension.")
     model_g.add_arg("is_classify", bool, True, "Classification head (softmax over --num_labels).")
     model_g.add_arg("is_regression", bool, False, "Regression head (one score, squared error).")
     model_g.add_arg("task_id", int, 0,

@@ -8,7 +8,9 @@ ErnieForSequenceClassification, ErnieForTokenClassification, ErnieForQuestionAns
 parameters that class has no slot for (the pooler of a NER model, the pretraining heads of a
 fine-tuned one) are kept, under their 2019 names, in `ernie2019_extra.safetensors` beside the
 weights, which transformers ignores, so a conversion round trip is lossless. The 2019
-`ernie_config.json` and the HF `config.json` convert into each other.
+`ernie_config.json` and the HF `config.json` convert into each other. Beside them go, when
+given, a BertTokenizer over the 2019 vocabulary (hf_tokenizer_files) and the label names of a
+classifier or tagger (hf_label_config), so that `transformers.pipeline()` loads the folder.
 """
 import json
 import os
@@ -323,6 +325,67 @@ def hf_to_params(state, hf_config=None, source="HF state dict"):
 
 
 # ---------------------------------------------------------------------------------------
+# The tokenizer and the label names
+# ---------------------------------------------------------------------------------------
+
+# transformers' name of each special token the 2019 vocabularies hold
+SPECIAL_TOKENS = (("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"),
+                  ("cls_token", "[CLS]"), ("mask_token", "[MASK]"))
+_NEEDED_TOKENS = ("[UNK]", "[SEP]", "[PAD]", "[CLS]")  # what the readers put in every batch
+
+
+def hf_tokenizer_files(vocab, do_lower_case, model_max_length, source="vocabulary"):
+    """{file name: text} of a transformers BertTokenizer over the 2019 vocabulary `vocab`
+    ({token: id}, ids 0..N-1): vocab.txt one token a line (the line number is the id, where the
+    Chinese 2019 file says `token<TAB>id`), tokenizer_config.json, special_tokens_map.json.
+
+    The settings make BertTokenizer split as tokenization.FullTokenizer does: CJK characters
+    one a token, accents stripped exactly when lower-casing (strip_accents None follows
+    do_lower_case), control characters dropped."""
+    ids = sorted(vocab.values())
+    if ids != list(range(len(ids))):
+        gap = next(i for i, v in enumerate(ids) if v != i)
+        raise DataError("%s: token ids are not 0..%d (no token has id %d); BertTokenizer "
+                        "numbers tokens by line" % (source, len(ids) - 1, gap))
+    missing = [t for t in _NEEDED_TOKENS if t not in vocab]
+    if missing:
+        raise DataError("%s: has no %s token" % (source, " or ".join(missing)))
+    by_id = sorted(vocab, key=vocab.get)
+    special = {name: tok for name, tok in SPECIAL_TOKENS if tok in vocab}
+    config = dict(special, tokenizer_class="BertTokenizer", do_lower_case=bool(do_lower_case),
+                  tokenize_chinese_chars=True, strip_accents=None, do_basic_tokenize=True,
+                  model_max_length=int(model_max_length), clean_up_tokenization_spaces=False)
+    return {
+        "vocab.txt": "".join(t + "\n" for t in by_id),
+        "tokenizer_config.json": json.dumps(config, indent=2, sort_keys=True) + "\n",
+        "special_tokens_map.json": json.dumps(special, indent=2, sort_keys=True) + "\n",
+    }
+
+
+def hf_label_config(label_map, num_labels, head, source="label map"):
+    """config.json's label entries for a classifier (`head` 'cls') or tagger ('ner') with
+    `num_labels` outputs: id2label / label2id from a 2019 label map {name: id} (names sharing
+    an id are aliases of one class: the first in the file names it, all map to it), or
+    LABEL_i for an id no name has. A one-output classifier is the toolkit's regression, which
+    the pipeline must not squash: problem_type 'regression'."""
+    label_map = label_map or {}
+    over = sorted((i, n) for n, i in label_map.items() if i >= num_labels)
+    if over:
+        raise DataError("%s: label %r has id %d, but the %s head has %d outputs (ids 0..%d)"
+                        % (source, over[0][1], over[0][0], head, num_labels, num_labels - 1))
+    id2label = {}
+    for name, i in label_map.items():
+        id2label.setdefault(i, name)
+    id2label = {str(i): id2label.get(i, "LABEL_%d" % i) for i in range(num_labels)}
+    label2id = {name: int(i) for i, name in id2label.items()}
+    label2id.update(label_map)
+    out = {"id2label": id2label, "label2id": label2id}
+    if head == "cls" and num_labels == 1:
+        out["problem_type"] = "regression"
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 # HF directories
 # ---------------------------------------------------------------------------------------
 
@@ -443,17 +506,27 @@ def read_hf_dir(d):
     return params, cfg
 
 
-def write_hf_dir(params, ernie_config, d, head=None):
+def write_hf_dir(params, ernie_config, d, head=None, tokenizer_files=None, label_map=None,
+                 label_map_source="label map"):
     """Write `config.json` + `model.safetensors` (+ extras) loadable by transformers.
 
     `head`: None/'auto' (from the parameters), 'base' (ErnieModel), 'pretraining',
-    'cls', 'ner' or 'mrc'.  Returns the HF class name written.
+    'cls', 'ner' or 'mrc'. `tokenizer_files`: {name: text} written beside
+    (hf_tokenizer_files). `label_map`: a 2019 label map {name: id} naming the outputs of a
+    'cls' or 'ner' head (hf_label_config). Returns the HF class name written.
     """
     from safetensors.numpy import save_file
     if isinstance(ernie_config, (str, os.PathLike)):
         ernie_config = load_ernie_config(ernie_config)
     state, hf_cfg, extra, dropped = params_to_hf(params, ernie_config, head)
     arch = hf_cfg["architectures"][0]
+    if "id2label" in hf_cfg:
+        written_head = {a: h for h, a in HF_ARCH.items()}[arch]
+        hf_cfg.update(hf_label_config(label_map, len(hf_cfg["id2label"]), written_head,
+                                      source=label_map_source))
+    elif label_map:
+        raise UsageError("a label map names the outputs of a classifier or tagger; %s has "
+                         "neither" % arch)
     dest = os.path.normpath(os.fspath(d))
     if os.path.lexists(dest):
         check_replaceable(dest, lambda fname, full: (_is_hf_side_file(fname)
@@ -463,6 +536,9 @@ def write_hf_dir(params, ernie_config, d, head=None):
             json.dump(hf_cfg, f, indent=2, sort_keys=True)
             f.write("\n")
         save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        for fname, text in sorted((tokenizer_files or {}).items()):
+            with open(os.path.join(tmp, fname), "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
         if extra:
             save_file(extra, os.path.join(tmp, EXTRA_FILE), metadata={"format": "np"})
     if dropped:

@@ -12,8 +12,9 @@ import time
 
 import paddle
 
-from utils.checkpoint import save_checkpoint
-from utils.errors import DataError
+from utils.checkpoint import prune_checkpoints, save_checkpoint
+from utils.errors import DataError, ErnieError
+from utils.resume import latest_checkpoint
 
 
 @contextlib.contextmanager
@@ -27,6 +28,20 @@ def eval_mode(model):
     finally:
         if was_training:
             model.train()
+
+
+def save_or_stop(model, optimizer, path, train_state):
+    """save_checkpoint, or stop the run with one line naming what went wrong (a parameter that
+    is not finite, a full disk) and the last complete checkpoint in the folder, which the
+    failed save left as it was (nothing half-written stays: utils.fileio.atomic_dir)."""
+    try:
+        return save_checkpoint(model, optimizer, path, train_state)
+    except (DataError, OSError) as e:
+        last = latest_checkpoint(os.path.dirname(path)) or "none"
+        if isinstance(e, DataError):
+            raise DataError("%s; the last complete checkpoint is %s" % (e, last)) from None
+        raise ErnieError("cannot save %s: %s; the last complete checkpoint is %s"
+                         % (path, e.strerror or e, last)) from None
 
 
 class Window(object):
@@ -54,8 +69,10 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
     Every `--skip_steps` prints `log_line(steps, means, speed)` (means over the window);
     every `--save_steps` saves `<checkpoints>/step_N`, with `train_state()` (the data
     position) so a run can resume from it; every `--validation_steps`, and when `epoch_of()`
-    moves to a new epoch, calls `validate(steps)`. A final checkpoint is saved. A non-finite
-    loss stops the run before anything is saved from it. `start_step` continues the count of
+    moves to a new epoch, calls `validate(steps)`. A final checkpoint is saved. With
+    --keep_checkpoint_max N, the older step_N folders beyond the N newest are deleted after
+    each save. A non-finite loss stops the run before anything is saved from it, and so does
+    a failed save (save_or_stop). `start_step` continues the count of
     a resumed run. `amp` (utils.amp.amp_from_args(args, runtime); None: fp32) runs each
     forward pass under fp16/bf16 autocast and the update through its loss scaler: a step whose
     scaled gradients overflow is skipped (it still counts), a non-finite loss still stops.
@@ -64,8 +81,11 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
 
     def save():
         state = dict(train_state() if train_state else {}, step=steps)
-        return save_checkpoint(model, optimizer, os.path.join(args.checkpoints,
-                                                              "step_%d" % steps), state)
+        path = save_or_stop(model, optimizer, os.path.join(args.checkpoints,
+                                                           "step_%d" % steps), state)
+        if getattr(args, "keep_checkpoint_max", 0):    # only once the new one is complete
+            prune_checkpoints(args.checkpoints, args.keep_checkpoint_max)
+        return path
 
     epoch_seen = epoch_of() if epoch_of else None
     batches = iter(batches)

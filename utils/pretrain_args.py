@@ -16,6 +16,14 @@ def build_parser(description="ERNIE pretraining"):
                     "(ours) auto: continue from the latest complete checkpoint in --checkpoints "
                     "(parameters, optimizer state, step; the data stream is replayed to the "
                     "same place).")
+    model_g.add_arg("keep_checkpoint_max", int, 0,
+                    "(ours) Keep only the newest N step_N checkpoints in --checkpoints, deleting "
+                    "older ones after each save; 0 keeps them all (as in 2019). The multi-task "
+                    "end-of-stage checkpoints stage_S_step_N are always kept.")
+    model_g.add_arg("save_best", bool, False,
+                    "(ours) After each validation (--valid_filelist) whose loss is lower than "
+                    "before, save <checkpoints>/best (not for --multitask_config runs, which "
+                    "do not validate).")
     model_g.add_arg("weight_sharing", bool, True,
                     "If set, share the weights between the word embedding and the masked LM.")
     model_g.add_arg("export_model_dir", str, None,

@@ -1,10 +1,14 @@
 """Continuing a run: finding the latest whole checkpoint in a --checkpoints folder
-(latest_checkpoint, after clearing what a run killed while saving left there), --resume auto
+(latest_checkpoint, after clearing what a run killed while saving or deleting left there;
+never `best`), one training run at a time in a folder (hold_checkpoints), the best so far of
+a resumed run (saved_best), --resume auto
 (resolve_resume), refusing to continue another run's checkpoints (check_resumed_run,
 check_checkpoint_folder: the run identity recorded in train_state.json), and restoring the
 optimizer, learning-rate schedule and random state of a checkpoint (restore_training; a 2019
 `step_N` through restore_2019_optimizer).
 """
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -13,6 +17,7 @@ import numpy as np
 
 from utils.checkpoint import (
     ADAM_SLOTS,
+    BEST,
     LR_COUNTER,
     MANIFEST_FILE,
     TRAIN_STATE_FILE,
@@ -44,6 +49,18 @@ def _is_whole_checkpoint(path):
         return False
 
 
+@contextlib.contextmanager
+def _folder_mutex(directory):
+    """Runs sharing `directory` clear its leftovers and take or give back its lock one at a
+    time: an exclusive flock on the directory itself, held briefly."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _recover_leftovers(directory):
     """Clear what runs that died while saving left in `directory`. utils.fileio.atomic_dir
     replaces an existing `step_N` in two renames: `step_N` -> `step_N.old-<pid>`, then
@@ -51,15 +68,20 @@ def _recover_leftovers(directory):
     and both copies whole. Then the complete one comes back as `step_N`: the new one if it
     matches its manifest, else the old one; the only complete copy is never removed. Every
     other leftover of a dead process (a save cut short, an old copy whose replacement is in
-    place) is removed. Runs sharing the folder do this one at a time (a lock on the folder)."""
-    import fcntl
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    place, a checkpoint it was deleting: `step_N.del-<pid>`) is removed, and so is the lock
+    file of a run that is gone (hold_checkpoints). The same for `best`. Runs sharing the
+    folder do this one at a time (_folder_mutex)."""
+    with _folder_mutex(directory):
+        _drop_stale_lock(directory)
         groups = {}
         for name in os.listdir(directory):
-            left = re.fullmatch(r"((?:stage_\d+_)?step_\d+)\.(tmp|old)-(\d+)", name)
-            if left and not _process_alive(int(left.group(3))):
+            left = re.fullmatch(r"((?:stage_\d+_)?step_\d+|%s)\.(tmp|old|del)-(\d+)" % BEST,
+                                name)
+            if not left or _process_alive(int(left.group(3))):
+                continue
+            if left.group(2) == "del":
+                remove_quietly(os.path.join(directory, name))
+            else:
                 groups.setdefault(left.group(1), []).append((left.group(2), name))
         for step, names in sorted(groups.items()):
             dest = os.path.join(directory, step)
@@ -82,8 +104,73 @@ def _recover_leftovers(directory):
                 if os.path.lexists(path) and (os.path.lexists(dest)
                                               or (kind == "tmp" and not whole[name])):
                     remove_quietly(path)
+
+
+# ---------------------------------------------------------------------------------------
+# One training run at a time in a --checkpoints folder
+# ---------------------------------------------------------------------------------------
+
+LOCK_FILE = ".lock"
+
+
+def _drop_stale_lock(directory):
+    """Remove the lock file of a run that is gone (its flock died with it); under the mutex."""
+    path = os.path.join(directory, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.remove(path)
+    except OSError:     # held by a live run (or not ours to remove)
+        pass
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def hold_checkpoints(directory, hold=True):
+    """Hold the --checkpoints folder `directory` for the body (a training run): an exclusive,
+    non-blocking flock on `<directory>/.lock`, which records the pid. A second run gets a
+    UsageError naming the pid of the live one. The lock dies with the process (also by kill
+    -9; the next run or resume clears the file); on the way out the file is removed, and
+    the folders this made for it too, those that stayed empty. hold=False: nothing (evaluation
+    runs; trainers other than 0, which do not write)."""
+    if not hold:
+        yield
+        return
+    made = []   # the folders this makes, innermost first
+    parent = os.path.abspath(directory)
+    while not os.path.isdir(parent):
+        made.append(parent)
+        parent = os.path.dirname(parent)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, LOCK_FILE)
+    # the file is made, taken and removed under the mutex only: whoever opens it there finds
+    # the file its holder locked, never one about to be removed
+    with _folder_mutex(directory):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError("--checkpoints %s: in use by a live run (pid %s)"
+                             % (directory, pid)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, b"%d\n" % os.getpid())
+    try:
+        yield
+    finally:
+        with _folder_mutex(directory):
+            remove_quietly(path)
+            os.close(fd)
+        for folder in made:
+            try:
+                os.rmdir(folder)        # only if nothing was written there
+            except OSError:
+                break
 
 
 def latest_checkpoint(directory):
@@ -162,6 +249,23 @@ def _saved_train_state(path):
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
+
+
+def saved_best(directory, identity):
+    """The `best` record ({"step", "metric", "value", ...}) of `<directory>/best` when a
+    checkpoint of the run `identity` is there and whole (else None): what a resumed run
+    keeps as its best so far (utils.checkpoint.BestCheckpoint.restore)."""
+    path = os.path.join(directory, BEST)
+    state = _saved_train_state(path)
+    if not state or not isinstance(state.get("best"), dict) \
+            or identity_differences(state, identity):
+        return None
+    try:
+        verify_checkpoint(path)
+    except DataError as e:
+        print("WARNING: not keeping %s as the best so far: %s" % (path, e))
+        return None
+    return state["best"]
 
 
 def check_resumed_run(args, identity):

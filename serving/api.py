@@ -1,0 +1,258 @@
+"""The Python API over a model folder (serving.folder): load once, predict many times.
+
+    from utils import paddle_env; paddle_env.apply()   # optional: the scripts' speed settings
+    import serving.api
+    model = serving.api.load("my_model")               # checks the manifest's checksums
+    model.classify(["这个手机不错", ("text a", "text b")])
+    # [{"label": "pos", "probs": {"neg": 0.1, "pos": 0.9}}, ...]   regress: [{"score": 0.3}]
+    model.tag(["张\\x02三\\x02好"])                    # [[("张", "B-PER"), ("三", "I-PER"), ...]]
+    model.answer([{"question": "...", "context": "..."}])   # [{"text": span, "score": prob}]
+    model.encode(["text"], pooling="cls")   # [{"pooled": [H], "tokens": [L_i, H]}]
+    model.predict(items)                    # the folder's own task, as the HTTP server calls it
+
+Every method takes a non-empty list and returns one result per item, in order; items are
+tokenized as the batch scripts tokenize a line of their input files (the folder's tokenizer
+settings) and predicted in batches of similar length. The results are those of
+predict_classifier.py, predict_sequence_labeling.py, run_mrc.py's nbest file and
+ernie_encoder.py for the same inputs. Bad input (an empty list, an item that is not text,
+an empty text) raises ValueError with a one-line message.
+
+Importing this module changes nothing in the process; Paddle is loaded by `load`.
+"""
+import json
+import os
+import threading
+
+import numpy as np
+
+from serving.folder import read_manifest
+
+TASK_METHOD = {"classify": "classify", "regress": "classify", "tag": "tag", "mrc": "answer",
+               "encode": "encode"}
+
+
+def load(folder, num_threads=None, batch_size=32):
+    """The model in a model folder, ready to predict (on CPU, `num_threads` math threads;
+    default all cores). Raises utils.errors.DataError (one line, naming the file) for a folder
+    whose files are missing or changed."""
+    return Model(str(folder), num_threads=num_threads, batch_size=batch_size)
+
+
+def _check_items(items, what):
+    if isinstance(items, (str, bytes, dict)) or not isinstance(items, (list, tuple)):
+        raise ValueError("expected a list of %s, got %s" % (what, type(items).__name__))
+    if not items:
+        raise ValueError("expected a non-empty list of %s" % what)
+
+
+def _text(value, index, name="text"):
+    if not isinstance(value, str):
+        raise ValueError("item %d: %s must be a string, got %s"
+                         % (index, name, type(value).__name__))
+    if not value.strip():
+        raise ValueError("item %d: %s is empty" % (index, name))
+    return value
+
+
+class Model(object):
+    """A loaded model folder. Attributes: task, labels (names of the output ids, or None),
+    max_seq_len, hidden_size, folder, manifest. Thread-safe: one prediction runs at a time."""
+
+    def __init__(self, folder, num_threads=None, batch_size=32):
+        from utils.inference import Predictor  # loads Paddle
+        self.folder = folder
+        self.manifest = read_manifest(folder)
+        self.task = self.manifest["task"]
+        self.labels = self.manifest["labels"]
+        tok = self.manifest["tokenizer"]
+        self.max_seq_len = tok["max_seq_len"]
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        with open(os.path.join(folder, "ernie_config.json"), encoding="utf-8") as f:
+            self.hidden_size = int(json.load(f)["hidden_size"])
+        self._lock = threading.Lock()
+        self._sp_model = (self._path(tok["sentence_piece_model"])
+                          if tok["sentence_piece_model"] else None)
+        self._reader = self._make_reader(self.task)
+        self._predictor = Predictor(self._path(self.manifest["programs"]["task"]),
+                                    use_cuda=False, num_threads=num_threads)
+        self._encoder = self._predictor if self.task == "encode" else None
+        self._encode_reader = self._reader if self.task == "encode" else None
+
+    def _path(self, name):
+        return os.path.join(self.folder, name)
+
+    def __repr__(self):
+        return "<serving.api.Model %s task=%s>" % (self.folder, self.task)
+
+    # ---- readers: the batch scripts' own, with the folder's settings ------------------------
+    def _make_reader(self, task):
+        tok, task_id = self.manifest["tokenizer"], self.manifest.get("task_id", 0)
+        common = dict(max_seq_len=tok["max_seq_len"], do_lower_case=tok["do_lower_case"],
+                      tokenizer=tok["tokenizer"], sp_model=self._sp_model, task_id=task_id)
+        label_map = self._path("label_map.json") if "label_map.json" in \
+            self.manifest["files"] else None
+        if task in ("classify", "regress"):
+            from reader.task_reader import ClassifyReader
+            return ClassifyReader(self._path("vocab.txt"), label_map_config=label_map,
+                                  is_inference=True, for_cn=tok["for_cn"],
+                                  is_classify=task == "classify",
+                                  is_regression=task == "regress", **common)
+        if task == "tag":
+            from reader.task_reader import SequenceLabelReader
+            return SequenceLabelReader(self._path("vocab.txt"), label_map_config=label_map,
+                                       is_inference=True, **common)
+        if task == "mrc":
+            from reader.mrc import MRCReader
+            mrc = self.manifest["mrc"]
+            return MRCReader(self._path("vocab.txt"), for_cn=tok["for_cn"],
+                             doc_stride=mrc["doc_stride"],
+                             max_query_length=mrc["max_query_length"], **common)
+        from reader.task_reader import ExtractEmbeddingReader
+        return ExtractEmbeddingReader(self._path("vocab.txt"), **common)
+
+    def _need(self, *tasks):
+        if self.task not in tasks:
+            raise ValueError("%s is a %s model; this call needs a %s model"
+                             % (self.folder, self.task, " or ".join(tasks)))
+
+    def _run(self, predictor, records, pad_batch, per_example):
+        from finetune.predict import run_in_length_order
+        with self._lock:
+            return run_in_length_order(predictor, records, self.batch_size, pad_batch,
+                                       per_example, quiet=True)
+
+    # ---- items -> records ------------------------------------------------------------------
+    def _pair_record(self, reader, item, index):
+        if isinstance(item, (tuple, list)):
+            if len(item) != 2:
+                raise ValueError("item %d: a pair is (text_a, text_b), got %d texts"
+                                 % (index, len(item)))
+            row = {"text_a": _text(item[0], index, "text_a"),
+                   "text_b": _text(item[1], index, "text_b")}
+        else:
+            row = {"text_a": _text(item, index)}
+        return reader.build_record(row, "<input>", index)
+
+    def _tag_example(self, item, index):
+        if isinstance(item, (tuple, list)):
+            for token in item:
+                _text(token, index, "a token")
+            text = "\x02".join(item)
+        else:
+            text = _text(item, index)
+        from utils.errors import DataError
+        try:
+            return self._reader.build_example({"text_a": text}, "<input>", index)
+        except DataError as e:
+            raise ValueError("item %d: %s" % (index, str(e).split(": ", 1)[-1])) from None
+
+    def _mrc_features(self, item, index, next_id):
+        if not isinstance(item, dict):
+            raise ValueError("item %d: expected {\"question\": ..., \"context\": ...}, got %s"
+                             % (index, type(item).__name__))
+        question = _text(item.get("question"), index, "question")
+        context = _text(item.get("context"), index, "context")
+        reader = self._reader
+        example = reader._build_example(str(index), question, context, [], False)
+        if not example.sub_tokens:
+            raise ValueError("item %d: the context has no tokens" % index)
+        return example, reader._build_features(example, index, False, next_id, "<input>")
+
+    def token_count(self, item):
+        """How many tokens `item` becomes ([CLS] and [SEP] included; all windows of a long
+        input): what the server's batcher groups requests by. ValueError for a bad item."""
+        if self.task in ("classify", "regress", "encode"):
+            return len(self._pair_record(self._reader, item, 0).token_ids)
+        if self.task == "tag":
+            example = self._tag_example(item, 0)
+            return sum(len(r.token_ids) for _, _, r in self._reader.window_records(example))
+        _, features = self._mrc_features(item, 0, 0)
+        return sum(len(f.token_ids) for f in features)
+
+    # ---- the tasks ---------------------------------------------------------------------------
+    def classify(self, texts):
+        """texts: [str or (text_a, text_b)] -> [{"label": name, "probs": {name: p}}], or
+        [{"score": float}] for a regression model."""
+        self._need("classify", "regress")
+        _check_items(texts, "texts or (text_a, text_b) pairs")
+        records = [self._pair_record(self._reader, t, i) for i, t in enumerate(texts)]
+        rows = self._run(self._predictor, records, self._reader.pad_batch,
+                         lambda outputs, feed: list(outputs[0]))
+        if self.task == "regress":
+            return [{"score": float(row[0])} for row in rows]
+        return [{"label": self.labels[int(np.argmax(row))],
+                 "probs": {name: float(p) for name, p in zip(self.labels, row)}}
+                for row in rows]
+
+    def tag(self, texts):
+        """texts: [str (tokens joined by \\x02, or by spaces when there is no \\x02, as a line
+        of predict_sequence_labeling.py's input) or [token, ...]] -> [[(token, label), ...]],
+        one label per token; long inputs are predicted in windows."""
+        from finetune.sequence_label import predict_labels
+        self._need("tag")
+        _check_items(texts, "texts")
+        examples = [self._tag_example(t, i) for i, t in enumerate(texts)]
+        with self._lock:
+            preds = predict_labels(self._reader, examples, self._predictor, self.batch_size,
+                                   quiet=True)
+        return [list(zip(ex.tokens, labels)) for ex, labels in zip(examples, preds)]
+
+    def answer(self, items):
+        """items: [{"question": str, "context": str}] -> [{"text": the best span of the
+        context, "score": its probability among the n-best spans}], as run_mrc.py's
+        nbest_predictions.json gives them."""
+        from finetune.mrc import RawResult, decode
+        from reader.mrc import FIRST_UNIQUE_ID
+        self._need("mrc")
+        _check_items(items, "{\"question\", \"context\"} objects")
+        examples, features, next_id = [], [], FIRST_UNIQUE_ID
+        for i, item in enumerate(items):
+            example, feats = self._mrc_features(item, i, next_id)
+            examples.append(example)
+            features.extend(feats)
+            next_id += len(feats)
+
+        def per_feature(outputs, feed):
+            start, end = outputs
+            lengths = feed["input_mask"].sum(axis=1).astype("int64").reshape(-1)
+            return [(start[k, :n].tolist(), end[k, :n].tolist()) for k, n in enumerate(lengths)]
+
+        logits = self._run(self._predictor, features, self._reader.pad_batch, per_feature)
+        results = [RawResult(f.unique_id, s, e) for f, (s, e) in zip(features, logits)]
+        tok, mrc = self.manifest["tokenizer"], self.manifest["mrc"]
+        _, nbest = decode(examples, features, results, mrc["n_best_size"],
+                          mrc["max_answer_length"], tok["do_lower_case"], tok["for_cn"])
+        return [{"text": nbest[ex.qas_id][0]["text"],
+                 "score": float(nbest[ex.qas_id][0]["probability"])} for ex in examples]
+
+    def encode(self, texts, pooling="cls"):
+        """texts: [str or (text_a, text_b)] -> [{"pooled": [H], "tokens": [L_i, H]}]: the
+        encoder's output at every real token ([CLS] and [SEP] included; spaces are kept, as
+        ernie_encoder.py keeps them), and either its pooled [CLS] output (pooling="cls", what
+        ernie_encoder.py writes to cls_emb.npy) or the mean of `tokens` (pooling="mean")."""
+        if pooling not in ("cls", "mean"):
+            raise ValueError("pooling must be \"cls\" or \"mean\", got %r" % (pooling,))
+        _check_items(texts, "texts or (text_a, text_b) pairs")
+        if self._encoder is None:  # a task folder loads its encoder on the first call
+            from utils.inference import Predictor
+            with self._lock:
+                if self._encoder is None:
+                    self._encode_reader = self._make_reader("encode")
+                    self._encoder = Predictor(
+                        self._path(self.manifest["programs"]["encoder"]), use_cuda=False,
+                        num_threads=self.num_threads)
+        reader = self._encode_reader
+        records = [self._pair_record(reader, t, i) for i, t in enumerate(texts)]
+
+        def per_example(outputs, feed):
+            seq_out, pooled = outputs
+            return [(pooled[i], seq_out[i, :n]) for i, n in enumerate(feed["seq_lens"])]
+
+        results = self._run(self._encoder, records, reader.pad_batch, per_example)
+        return [{"pooled": (pooled if pooling == "cls" else tokens.mean(axis=0)).copy(),
+                 "tokens": tokens.copy()} for pooled, tokens in results]
+
+    def predict(self, items):
+        """The folder's own task over `items` (classify, tag, answer or encode)."""
+        return getattr(self, TASK_METHOD[self.task])(items)

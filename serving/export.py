@@ -1,0 +1,95 @@
+"""Export a checkpoint as a self-contained model folder (see serving/folder.py).
+
+    python -m serving.export --init_checkpoint checkpoints/step_N --task classify \
+        --ernie_config_path ernie_config.json --vocab_path vocab.txt \
+        [--label_map_config label_map.json] [--num_labels 2] [--max_seq_len 128] \
+        --output_dir my_model
+
+--task: classify, regress, tag (sequence labelling), mrc (reading comprehension) or encode
+(embeddings only; --init_checkpoint may then be pretraining parameters, e.g. MODEL_PATH/params).
+The folder is written atomically: a failed export leaves --output_dir as it was.
+"""
+from serving.folder import MANIFEST, TASKS, export_folder, read_manifest
+from utils import paddle_env
+from utils.args import (
+    ArgumentGroup,
+    ArgumentParser,
+    check_files,
+    check_positive,
+    print_arguments,
+)
+from utils.errors import UsageError, run_cli
+from utils.fileio import check_output_dir
+
+
+def build_parser():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    model_g = ArgumentGroup(parser, "model", "model config and parameters.")
+    model_g.add_arg("init_checkpoint", str, None,
+                    "Fine-tuned checkpoint (for --task encode: any encoder parameters).")
+    model_g.add_arg("task", str, None, "What the folder predicts.", choices=list(TASKS))
+    model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
+    model_g.add_arg("num_labels", int, None,
+                    "Number of classes (classify: default the label map's ids, else 2; tag: "
+                    "the size of the label map).")
+    model_g.add_arg("output_dir", str, None, "The model folder to write.")
+    data_g = ArgumentGroup(parser, "data", "tokenization, as the model was trained.")
+    data_g.add_arg("vocab_path", str, None, "vocab.txt of the model.")
+    data_g.add_arg("label_map_config", str, None, "json mapping label names to ids.")
+    data_g.add_arg("max_seq_len", int, 128, "Longest input in tokens (tag: longest window).")
+    data_g.add_arg("do_lower_case", bool, True, "Lower-case and strip accents.")
+    data_g.add_arg("for_cn", bool, True, "Chinese data: remove spaces (classify, regress, mrc).")
+    data_g.add_arg("tokenizer", str, "FullTokenizer", "Tokenizer name.")
+    data_g.add_arg("sentence_piece_model", str, None, "SentencePiece model file.")
+    data_g.add_arg("task_id", int, 0, "Task id fed to an ERNIE 2.0 model (use_task_id).")
+    mrc_g = ArgumentGroup(parser, "mrc", "reading comprehension (--task mrc), as run_mrc.py.")
+    mrc_g.add_arg("doc_stride", int, 128, "Tokens between the starts of context windows.")
+    mrc_g.add_arg("max_query_length", int, 64, "Question tokens kept.")
+    mrc_g.add_arg("n_best_size", int, 20, "Candidate starts and ends considered.")
+    mrc_g.add_arg("max_answer_length", int, 100, "Longest answer in tokens.")
+    return parser
+
+
+def main(argv):
+    # before Paddle loads (nothing above imports it): Paddle reads these settings once
+    paddle_env.apply()
+    args = build_parser().parse_args(argv)
+    print_arguments(args)
+    for name in ("init_checkpoint", "task", "ernie_config_path", "vocab_path", "output_dir"):
+        if not getattr(args, name):
+            raise UsageError("--%s is required" % name)
+    check_files(args, "init_checkpoint", "ernie_config_path", "vocab_path", "label_map_config",
+                "sentence_piece_model")
+    check_positive(args, "max_seq_len", "num_labels", "doc_stride", "max_query_length",
+                   "n_best_size", "max_answer_length")
+    check_output_dir("--output_dir", args.output_dir)
+    from model.ernie import ErnieConfig
+    from tokenization import make_tokenizer
+    config = ErnieConfig(args.ernie_config_path)
+    if args.max_seq_len > config["max_position_embeddings"]:
+        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
+                         % (args.max_seq_len, config["max_position_embeddings"],
+                            args.ernie_config_path))
+    # the tokenizer loads here, so that a bad vocabulary fails before the model is built
+    make_tokenizer(args.tokenizer, args.vocab_path, args.do_lower_case, args.sentence_piece_model)
+    if args.task == "classify" and args.label_map_config:
+        from reader.task_reader import check_label_map_ids, load_label_map
+        label_map = load_label_map(args.label_map_config)
+        num_labels = args.num_labels or max(label_map.values()) + 1
+        check_label_map_ids(label_map, args.label_map_config, num_labels)
+    mrc = {k: getattr(args, k) for k in ("doc_stride", "max_query_length", "n_best_size",
+                                         "max_answer_length")}
+    export_folder(args.output_dir, args.task, args.init_checkpoint, args.ernie_config_path,
+                  args.vocab_path, label_map_config=args.label_map_config,
+                  num_labels=args.num_labels, max_seq_len=args.max_seq_len,
+                  do_lower_case=args.do_lower_case, for_cn=args.for_cn,
+                  tokenizer=args.tokenizer, sentence_piece_model=args.sentence_piece_model,
+                  task_id=args.task_id, mrc=mrc)
+    manifest = read_manifest(args.output_dir)
+    print("model folder for task %s written to %s (%s lists %d files)"
+          % (manifest["task"], args.output_dir, MANIFEST, len(manifest["files"])))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,308 @@
+"""The self-contained model folder: everything needed to predict with a fine-tuned (or
+pretrained) ERNIE, checked by checksums.
+
+    model.json, model.pdiparams      the task's inference program (absent for `encode`):
+                                     classify/regress: encoder inputs -> probabilities [B, C]
+                                     (scores [B, 1]); tag: -> label probabilities [B, L, C];
+                                     mrc: -> (start logits [B, L], end logits [B, L])
+    encoder.json, encoder.pdiparams  the encoder: -> (sequence output [B, L, H], pooled [B, H])
+    vocab.txt, ernie_config.json     copies of the files the model was trained with
+    label_map.json                   the --label_map_config given (classify, regress, tag)
+    <sentencepiece model>            when --tokenizer SentencepieceTokenizer
+    manifest.json                    what the folder is, below
+
+manifest.json: {"format_version": 1, "task", "num_labels", "labels" (the label name of every
+output id, "0".."N-1" without a label map; null for regress, mrc, encode), "tokenizer":
+{"tokenizer", "do_lower_case", "for_cn", "max_seq_len", "sentence_piece_model"}, "task_id",
+"mrc" (doc_stride, max_query_length, n_best_size, max_answer_length; mrc only), "programs"
+({"task": prefix, "encoder": prefix}), "source_checkpoint" ({"path", "files": {name:
+[size, mtime_ns]}}: what the prediction scripts compare to export once), "files" ({name:
+sha256} of every other file)}.
+
+`export_folder` writes a folder atomically; `read_manifest` checks one; `is_model_folder`
+tells one from a checkpoint.
+"""
+import hashlib
+import json
+import os
+import shutil
+
+from utils.errors import DataError, UsageError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TASKS = ("classify", "regress", "tag", "mrc", "encode")
+TOKENIZER_KEYS = ("tokenizer", "do_lower_case", "for_cn", "max_seq_len",
+                  "sentence_piece_model")
+MRC_KEYS = ("doc_stride", "max_query_length", "n_best_size", "max_answer_length")
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_model_folder(path):
+    """Is `path` a model folder, not a checkpoint? Its manifest.json names a format_version
+    and a task (a training checkpoint's manifest.json, utils.checkpoint, names neither)."""
+    if not path:
+        return False
+    try:
+        with open(os.path.join(str(path), MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest and "task" in manifest
+
+
+def read_manifest(folder):
+    """The folder's manifest, after checking that every file it lists is there with its
+    checksum. Raises a one-line DataError naming the file otherwise."""
+    folder = str(folder)
+    path = os.path.join(folder, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise DataError("%s: not a model folder (no %s)" % (folder, MANIFEST)) from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError("%s: not a json manifest (%s)" % (path, str(e).splitlines()[0])) from None
+    if isinstance(manifest, dict) and "format_version" not in manifest:
+        raise DataError("%s: not a model folder (a training checkpoint? python -m "
+                        "serving.export makes a model folder of one)" % folder)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise DataError("%s: not a model folder manifest (no \"files\")" % path)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError("%s: format_version %r; this toolkit reads version %d"
+                        % (path, manifest.get("format_version"), FORMAT_VERSION))
+    if manifest.get("task") not in TASKS:
+        raise DataError("%s: task %r is not one of %s" % (path, manifest.get("task"),
+                                                          ", ".join(TASKS)))
+    for name, digest in sorted(manifest["files"].items()):
+        file = os.path.join(folder, name)
+        if not os.path.isfile(file):
+            raise DataError("%s: missing (listed in %s)" % (file, path))
+        if sha256(file) != digest:
+            raise DataError("%s: checksum does not match %s (the file was changed after "
+                            "export)" % (file, path))
+    return manifest
+
+
+def checkpoint_fingerprint(path):
+    """{"path", "files": {relative name: [size, mtime_ns]}} of a checkpoint file or folder:
+    cheap to compute, and any rewrite of a parameter file changes it."""
+    path = os.path.abspath(str(path))
+    files = {}
+    if os.path.isdir(path):
+        for root, _, names in os.walk(path):
+            for name in names:
+                full = os.path.join(root, name)
+                st = os.stat(full)
+                files[os.path.relpath(full, path)] = [st.st_size, st.st_mtime_ns]
+    else:
+        st = os.stat(path)
+        files[os.path.basename(path)] = [st.st_size, st.st_mtime_ns]
+    return {"path": path, "files": dict(sorted(files.items()))}
+
+
+def label_names(label_map, num_labels):
+    """The name of every output id 0..num_labels-1: the label map's (the last label on an
+    id when several share it, as predict_classifier.py's --output_file names them), else
+    the id as a string."""
+    names = {v: k for k, v in (label_map or {}).items()}
+    return [names.get(i, str(i)) for i in range(num_labels)]
+
+
+class ExportPlan(object):
+    """What a folder for these inputs holds, before anything is built: the manifest without
+    "files", and the files copied into it ({name in the folder: source path})."""
+
+    def __init__(self, task, init_checkpoint, ernie_config_path, vocab_path,
+                 label_map_config=None, num_labels=None, max_seq_len=128, do_lower_case=True,
+                 for_cn=True, tokenizer="FullTokenizer", sentence_piece_model=None,
+                 task_id=0, mrc=None):
+        from reader.task_reader import load_label_map
+        if task not in TASKS:
+            raise UsageError("--task %r is not one of %s" % (task, ", ".join(TASKS)))
+        label_map = load_label_map(label_map_config) if label_map_config else None
+        if task == "tag" and not label_map:
+            raise UsageError("--label_map_config is required for --task tag")
+        if task == "classify":
+            num_labels = num_labels or (max(label_map.values()) + 1 if label_map else 2)
+            labels = label_names(label_map, num_labels)
+        elif task == "tag":
+            num_labels = num_labels or len(label_map)
+            labels = label_names(label_map, num_labels)
+        else:
+            num_labels, labels = (1 if task == "regress" else None), None
+        self.task, self.init_checkpoint = task, str(init_checkpoint)
+        self.ernie_config_path, self.num_labels = str(ernie_config_path), num_labels
+        self.copies = {"vocab.txt": str(vocab_path), "ernie_config.json": str(ernie_config_path)}
+        if label_map_config and task in ("classify", "regress", "tag"):
+            self.copies["label_map.json"] = str(label_map_config)
+        sp_name = None
+        if sentence_piece_model:
+            sp_name = os.path.basename(str(sentence_piece_model))
+            if sp_name in self.copies or sp_name == MANIFEST:
+                sp_name = "sentencepiece.model"
+            self.copies[sp_name] = str(sentence_piece_model)
+        self.manifest = {
+            "format_version": FORMAT_VERSION, "task": task, "num_labels": num_labels,
+            "labels": labels,
+            "tokenizer": {"tokenizer": tokenizer, "do_lower_case": bool(do_lower_case),
+                          "for_cn": bool(for_cn), "max_seq_len": int(max_seq_len),
+                          "sentence_piece_model": sp_name},
+            "task_id": int(task_id or 0),
+            "programs": {"task": "encoder" if task == "encode" else "model",
+                         "encoder": "encoder"},
+            "source_checkpoint": checkpoint_fingerprint(init_checkpoint)}
+        if task == "mrc":
+            mrc = dict(mrc or {})
+            self.manifest["mrc"] = {k: int(mrc.get(k, d)) for k, d in
+                                    zip(MRC_KEYS, (128, 64, 20, 100))}
+
+    def is_current(self, folder):
+        """Does `folder` already hold this export (same checkpoint files, settings and copied
+        files, every checksum intact)?"""
+        if not is_model_folder(folder):
+            return False
+        try:
+            manifest = read_manifest(folder)
+        except DataError:
+            return False
+        if {k: v for k, v in manifest.items() if k != "files"} != self.manifest:
+            return False
+        files = manifest["files"]
+        copied = {n for n in files if not n.startswith(("model.", "encoder."))}
+        return copied == set(self.copies) and all(sha256(src) == files[name]
+                                                  for name, src in self.copies.items())
+
+    def build_model(self, config):
+        """(model with parameters from the checkpoint, the layer to export as the task
+        program or None for encode)."""
+        from finetune.classifier import ClassifierPredictor, ErnieClassifier
+        from finetune.mrc import ErnieMRC
+        from finetune.sequence_label import ErnieSequenceLabeler, SequenceLabelPredictor
+        from model.ernie import ErnieModel
+        from utils.checkpoint import init_checkpoint, init_pretraining_params
+        if self.task == "encode":
+            model = ErnieModel(config)
+            init_pretraining_params(model, self.init_checkpoint)
+            return model, None
+        if self.task in ("classify", "regress"):
+            model = ErnieClassifier(config, self.num_labels, self.task == "regress")
+            serving = ClassifierPredictor(model)
+        elif self.task == "tag":
+            model = ErnieSequenceLabeler(config, self.num_labels)
+            serving = SequenceLabelPredictor(model)
+        else:
+            model = serving = ErnieMRC(config)
+        init_checkpoint(model, self.init_checkpoint, training=False)
+        return model, serving
+
+    def write(self, output_dir):
+        """Build the model, export it and write the folder atomically (utils.fileio.atomic_dir:
+        a failed export leaves `output_dir` as it was). Returns output_dir."""
+        from model.ernie import ErnieConfig, encoder_input_spec
+        from utils.fileio import atomic_dir, atomic_write_text
+        from utils.inference import export
+        config = ErnieConfig(self.ernie_config_path)
+        model, serving = self.build_model(config)
+        encoder = model if self.task == "encode" else model.ernie
+        spec = encoder_input_spec(config)
+        with atomic_dir(output_dir) as tmp:
+            if serving is not None:
+                export(serving, os.path.join(tmp, "model"), spec)
+            export(encoder, os.path.join(tmp, "encoder"), spec)
+            for name, src in self.copies.items():
+                shutil.copyfile(src, os.path.join(tmp, name))
+            files = {}
+            for name in sorted(os.listdir(tmp)):
+                if os.path.isfile(os.path.join(tmp, name)):
+                    files[name] = sha256(os.path.join(tmp, name))
+            manifest = dict(self.manifest, files=files)
+            atomic_write_text(os.path.join(tmp, MANIFEST),
+                              json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+        return output_dir
+
+
+def export_folder(output_dir, task, init_checkpoint, ernie_config_path, vocab_path, **kwargs):
+    """Write the model folder of `init_checkpoint` for `task` to `output_dir` (see the module
+    docstring; keyword arguments as ExportPlan takes them). Returns output_dir."""
+    return ExportPlan(task, init_checkpoint, ernie_config_path, vocab_path,
+                      **kwargs).write(output_dir)
+
+
+def export_once(plan, output_dir):
+    """The prediction scripts' export: write `plan` to `output_dir` unless the folder there
+    already holds it (the same checkpoint files, by size and modification time, the same
+    settings and copied files), saying which in one line. Returns the prefix of the task's
+    program (the encoder's for `encode`)."""
+    if plan.is_current(output_dir):
+        print("inference model in %s is up to date with %s; not exported again"
+              % (output_dir, plan.init_checkpoint))
+    else:
+        plan.write(output_dir)
+        print("save inference model to %s" % output_dir)
+    return os.path.join(output_dir, plan.manifest["programs"]["task"])
+
+
+def folder_settings(folder, manifest):
+    """The flag values a model folder stands for: {flag name: value}, paths into the folder."""
+    tok = manifest["tokenizer"]
+    settings = {"ernie_config_path": os.path.join(folder, "ernie_config.json"),
+                "vocab_path": os.path.join(folder, "vocab.txt"),
+                "max_seq_len": tok["max_seq_len"], "do_lower_case": tok["do_lower_case"],
+                "tokenizer": tok["tokenizer"], "for_cn": tok["for_cn"],
+                "sentence_piece_model": (os.path.join(folder, tok["sentence_piece_model"])
+                                         if tok["sentence_piece_model"] else None),
+                "label_map_config": (os.path.join(folder, "label_map.json")
+                                     if "label_map.json" in manifest["files"] else None)}
+    if manifest["num_labels"] is not None:
+        settings["num_labels"] = manifest["num_labels"]
+    settings["is_regression"] = manifest["task"] == "regress"
+    return settings
+
+
+def _same_file(a, b):
+    try:
+        return sha256(a) == sha256(b)
+    except OSError:
+        return False
+
+
+def given_flags(argv):
+    """The flag names written on the command line (`--name value` or `--name=value`)."""
+    return {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+
+
+def use_folder(args, argv, flag, tasks):
+    """A model folder given as --<flag>: check it (checksums, task in `tasks`), check that no
+    flag written in `argv` contradicts it, and set the args its settings stand for. Returns
+    (manifest, the prefix of the program to run: the task's, or the encoder's when `tasks`
+    is ("encode",) and the folder is of another task)."""
+    folder = getattr(args, flag)
+    manifest = read_manifest(folder)
+    task = manifest["task"]
+    if tasks != ("encode",) and task not in tasks:
+        raise UsageError("--%s: %s is a model folder for task %s, not %s"
+                         % (flag, folder, task, " or ".join(tasks)))
+    given = given_flags(argv)
+    for name, value in folder_settings(folder, manifest).items():
+        if not hasattr(args, name):
+            continue
+        mine = getattr(args, name)
+        if name in given and mine is not None:
+            if name.endswith(("_path", "_config", "_model")):
+                same = value is not None and _same_file(mine, value)
+            else:
+                same = mine == value
+            if not same:
+                raise UsageError("--%s %s contradicts the model folder %s (%s); leave it out"
+                                 % (name, mine, folder, value))
+        setattr(args, name, value)
+    program = "encoder" if tasks == ("encode",) else manifest["programs"]["task"]
+    return manifest, os.path.join(folder, program)

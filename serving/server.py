@@ -1,0 +1,259 @@
+"""An HTTP server for a model folder, with dynamic batching.
+
+    python -m serving.server MODEL_DIR [--host 127.0.0.1] [--port 8000] [--max_batch_size 32]
+        [--max_wait_ms 5] [--max_queue 1024] [--num_threads N]
+
+Endpoints (JSON in and out):
+    GET  /health   {"status": "ok", "task", "labels", "max_seq_len"}
+    POST /predict  {"items": [...]} -> {"results": [...]}, an item and a result as
+                   serving.api's predict takes and returns them for the folder's task:
+                   classify/regress: "text" or ["text_a", "text_b"] -> {"label", "probs":
+                   {label: p}} or {"score"}; tag: "text" or [token, ...] -> [[token, label],
+                   ...]; mrc: {"question", "context"} -> {"text", "score"}
+    POST /embed    {"texts": [...], "pooling": "cls" | "mean"} -> {"results": [{"pooled": [H],
+                   "tokens": [[H], ...]}, ...]} (a text may be a pair ["text_a", "text_b"])
+
+Every request is checked before it reaches the model (pydantic schemas, then the model's own
+`token_count` per item), and a bad one is answered with a one-line {"error": ...}: 400 for a
+body that is not UTF-8, 413 for a body larger than the largest valid request, 422 for one that
+is not JSON, wrong types, empty or oversized batches, texts over `max_text_chars` and items the
+model rejects; 503 with Retry-After when `max_queue` requests are waiting already. Requests of all
+clients share model calls through serving.batcher (one worker thread runs the model).
+One process; to scale out run several behind a load balancer.
+"""
+import asyncio
+import re
+import sys
+from contextlib import asynccontextmanager
+from typing import Annotated, List, Literal, Union
+
+import numpy as np
+from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, create_model
+from starlette.exceptions import HTTPException
+
+from serving.batcher import Batcher, QueueFull
+
+# the longest text (in characters) a request may carry: far beyond any max_seq_len, but it
+# bounds what one request makes the server tokenize
+MAX_TEXT_CHARS = 20000
+RETRY_AFTER_SECONDS = 1
+
+
+def jsonable(value):
+    """`value` with numpy arrays and scalars (and tuples) turned into JSON's lists and numbers."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def error(status, message, headers=None):
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def one_line(errors, limit=3):
+    """pydantic's errors as `where: what; ...` (the first `limit` of them)."""
+    parts = ["%s: %s" % (".".join(str(p) for p in e.get("loc", ())) or "body", e.get("msg"))
+             for e in errors[:limit]]
+    more = len(errors) - limit
+    return "; ".join(parts) + ("; and %d more" % more if more > 0 else "")
+
+
+def request_schemas(task, max_items, max_text_chars):
+    """The pydantic models of a /predict body for `task` and of an /embed body."""
+    text = Annotated[StrictStr, StringConstraints(max_length=max_text_chars)]
+    forbid = ConfigDict(extra="forbid")
+    text_or_pair = Union[text, Annotated[List[text], Field(min_length=2, max_length=2)]]
+    if task in ("classify", "regress"):
+        item = text_or_pair
+    elif task == "mrc":
+        item = create_model("MRCItem", __config__=forbid, question=(text, ...),
+                            context=(text, ...))
+    else:  # tag: a text or its tokens (encode folders answer /predict with an error)
+        item = Union[text, Annotated[List[text], Field(min_length=1)]]
+    predict = create_model(
+        "PredictRequest", __config__=forbid,
+        items=(Annotated[List[item], Field(min_length=1, max_length=max_items)], ...))
+    embed = create_model(
+        "EmbedRequest", __config__=forbid,
+        texts=(Annotated[List[text_or_pair], Field(min_length=1, max_length=max_items)], ...),
+        pooling=(Literal["cls", "mean"], "cls"))
+    return predict, embed
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over `max_bytes`: at once when its
+    Content-Length says so, else as soon as the body read so far is over."""
+
+    def __init__(self, app, max_bytes):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            response = error(413, "request body of %d bytes is too large (limit %d)"
+                             % (int(length), self.max_bytes))
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # FastAPI passes an HTTPException from here on
+                raise HTTPException(413, "request body too large (limit %d bytes)"
+                                    % self.max_bytes)
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_items=64,
+               max_text_chars=MAX_TEXT_CHARS):
+    """The FastAPI app serving `model` (a serving.api model: .task, .labels, .max_seq_len,
+    predict, encode, token_count). Its batcher (app.state.batcher) starts now and stops
+    with the app."""
+
+    def run(key, items):
+        if key == "predict":
+            return model.predict(items)
+        return model.encode(items, pooling=key[1])
+
+    batcher = Batcher(run, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                      max_queue=max_queue)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        batcher.close()
+
+    # 413 above the largest valid body: every text at the limit, each character a 12-byte
+    # JSON escape (a surrogate pair), two texts an item
+    max_body = max_items * 2 * (12 * max_text_chars + 64) + 4096
+    app = FastAPI(title="ERNIE %s" % model.task, lifespan=lifespan)
+    app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    PredictRequest, EmbedRequest = request_schemas(model.task, max_items, max_text_chars)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc):
+        errors = jsonable_encoder(exc.errors())
+        for e in errors:  # never echo a (possibly huge) input back
+            e.pop("input", None)
+        return JSONResponse({"error": one_line(errors), "detail": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc):
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    async def answer(key, items, lengths=None):
+        if lengths is None:
+            lengths = []
+            for i, item in enumerate(items):
+                try:
+                    lengths.append(model.token_count(item))
+                except ValueError as e:  # serving.api numbers the one item it was given 0
+                    return error(422, "item %d: %s" % (i, re.sub(r"^item 0: ", "", str(e))))
+        try:
+            future = batcher.submit(key, items, lengths)
+        except QueueFull as e:
+            return error(503, "server busy: %s; retry later" % e,
+                         {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        try:
+            results = await asyncio.wrap_future(future)
+        except ValueError as e:
+            return error(422, str(e))
+        except Exception as e:  # the model failed on this batch: this request fails, not all
+            return error(500, "model error: %s: %s" % (type(e).__name__, e))
+        return JSONResponse({"results": jsonable(results)})
+
+    @app.get("/health")
+    async def health():
+        return JSONResponse({"status": "ok", "task": model.task,
+                             "labels": jsonable(model.labels),
+                             "max_seq_len": model.max_seq_len})
+
+    @app.post("/predict")
+    async def predict(body: PredictRequest):
+        if model.task == "encode":
+            return error(404, "this model folder's task is encode: POST /embed")
+        items = [i.model_dump() if isinstance(i, BaseModel) else i for i in body.items]
+        return await answer("predict", items)
+
+    @app.post("/embed")
+    async def embed(body: EmbedRequest):
+        # model.token_count measures items of the folder's task (an mrc folder's are
+        # question-context pairs): texts to embed are measured in characters, enough to
+        # group them by length, and checked by model.encode itself (the batcher runs a
+        # rejected request's batch again without it)
+        lengths = [min(model.max_seq_len, sum(map(len, t)) if isinstance(t, list) else len(t))
+                   for t in body.texts]
+        return await answer(("encode", body.pooling), body.texts, lengths)
+
+    return app
+
+
+def build_parser():
+    from utils.args import ArgumentParser
+    parser = ArgumentParser(prog="python -m serving.server",
+                            description="Serve a model folder over HTTP, with dynamic batching.")
+    parser.add_argument("model_dir", help="A model folder (python -m serving.export).")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="Address to bind; 0.0.0.0 exposes it to the network. "
+                             "Default: %(default)s.")
+    parser.add_argument("--port", type=int, default=8000, help="Default: %(default)s.")
+    parser.add_argument("--max_batch_size", type=int, default=32,
+                        help="Items per model call at most; 1 turns batching off. "
+                             "Default: %(default)s.")
+    parser.add_argument("--max_wait_ms", type=float, default=5.0,
+                        help="How long a batch waits for more requests after its first. "
+                             "Default: %(default)s.")
+    parser.add_argument("--max_queue", type=int, default=1024,
+                        help="Requests waiting at most; more are answered 503. "
+                             "Default: %(default)s.")
+    parser.add_argument("--max_items", type=int, default=64,
+                        help="Items per request at most. Default: %(default)s.")
+    parser.add_argument("--num_threads", type=int, default=None,
+                        help="CPU threads of the model. Default: serving.api's choice.")
+    return parser
+
+
+def main(argv):
+    from utils.errors import UsageError
+    args = build_parser().parse_args(argv)
+    for name in ("max_batch_size", "max_queue", "max_items", "num_threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError("--%s must be >= 1, got %d" % (name, value))
+    if args.max_wait_ms < 0:
+        raise UsageError("--max_wait_ms must be >= 0, got %g" % args.max_wait_ms)
+    if not 0 < args.port < 65536:
+        raise UsageError("--port must be in 1..65535, got %d" % args.port)
+
+    import uvicorn
+
+    from serving import api
+    model = api.load(args.model_dir, num_threads=args.num_threads)
+    app = create_app(model, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                     max_queue=args.max_queue, max_items=args.max_items)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    from utils import paddle_env
+    paddle_env.apply()  # before Paddle loads (serving.api imports it): it reads these once
+
+    from utils.errors import run_cli
+    run_cli(main, sys.argv[1:])

@@ -1,0 +1,219 @@
+"""serving.batcher: every request gets its own results, in order, whatever batch it rode in;
+bad requests and model failures fail only their own requests; the worker survives them.
+
+The model here is a function of the text (upper-casing), so a result routed to the wrong
+request or item shows. Batches are made deterministic with gates: the model blocks on its
+first call until the test has queued everything it wants in the next ones."""
+import random
+import threading
+
+import pytest
+
+from serving.batcher import MAX_PADDING, MIN_GROUP_LENGTH, Batcher, QueueFull, length_groups
+
+
+class GatedModel:
+    """run(key, items) -> [key-tagged upper-case item]; the first call waits for `release`.
+    Records every call's (key, items)."""
+
+    def __init__(self, fail_on=None, error=ValueError):
+        self.calls = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.fail_on, self.error = fail_on, error
+
+    def __call__(self, key, items):
+        if not self.started.is_set():
+            self.started.set()
+            assert self.release.wait(30)
+        self.calls.append((key, list(items)))
+        if self.fail_on is not None and self.fail_on in items:
+            raise self.error("bad item %r" % self.fail_on)
+        return ["%s:%s" % (key, item.upper()) for item in items]
+
+
+def first_call_blocked(model, batcher, key="p"):
+    """Queue one request and wait until the worker is inside the model with it."""
+    future = batcher.submit(key, ["first"], [3])
+    assert model.started.wait(30)
+    return future
+
+
+def test_length_groups_cut_by_size_and_by_length():
+    lengths = [5, 100, 7, 50, 60, 120]
+    assert length_groups(lengths, 32) == [[0, 2], [3, 4, 1], [5]]
+    assert length_groups([10] * 5, 2) == [[0, 1], [2, 3], [4]]
+
+
+def test_length_groups_property_on_random_lengths():
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = [rng.randint(1, 512) for _ in range(rng.randint(1, 80))]
+        size = rng.randint(1, 40)
+        groups = length_groups(lengths, size)
+        assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+        for g in groups:
+            assert 1 <= len(g) <= size
+            shortest = max(min(lengths[i] for i in g), MIN_GROUP_LENGTH)
+            assert max(lengths[i] for i in g) <= MAX_PADDING * shortest
+
+
+def test_queued_requests_share_calls_and_get_their_own_results():
+    model = GatedModel()
+    batcher = Batcher(model, max_batch_size=32, max_wait_ms=0)
+    first = first_call_blocked(model, batcher)
+    texts = ["text %d" % i for i in range(40)]
+    futures = [batcher.submit("p", [t], [8]) for t in texts]
+    model.release.set()
+    assert first.result(30) == ["p:FIRST"]
+    for text, future in zip(texts, futures):
+        assert future.result(30) == ["p:" + text.upper()]
+    assert [len(items) for _, items in model.calls] == [1, 32, 8]
+    batcher.close()
+
+
+def test_a_request_larger_than_a_batch_is_split_and_reassembled_in_order():
+    model = GatedModel()
+    model.started.set()
+    model.release.set()
+    batcher = Batcher(model, max_batch_size=4, max_wait_ms=0)
+    items = ["w%d" % i + "x" * (i % 5) for i in range(10)]
+    assert batcher.submit("p", items, [len(t) for t in items]).result(30) == \
+        ["p:" + t.upper() for t in items]
+    assert len(model.calls) == 3 and all(len(c[1]) <= 4 for c in model.calls)
+    batcher.close()
+
+
+def test_a_lone_client_does_not_wait_for_company():
+    """max_wait_ms is a minute, but one request at a time never waits for it (the results'
+    timeout is half a minute)."""
+    batcher = Batcher(lambda key, items: items, max_batch_size=32, max_wait_ms=60000)
+    for i in range(5):
+        assert batcher.submit("p", ["t%d" % i], [2]).result(30) == ["t%d" % i]
+    batcher.close()
+
+
+def test_batching_off_runs_one_item_a_call():
+    model = GatedModel()
+    batcher = Batcher(model, max_batch_size=1, max_wait_ms=5)
+    first = first_call_blocked(model, batcher)
+    futures = [batcher.submit("p", ["a%d" % i, "b%d" % i], [3, 3]) for i in range(5)]
+    model.release.set()
+    assert first.result(30) == ["p:FIRST"]
+    assert [f.result(30) for f in futures] == [["p:A%d" % i, "p:B%d" % i] for i in range(5)]
+    assert all(len(items) == 1 for _, items in model.calls)
+    batcher.close()
+
+
+def test_keys_never_share_a_call():
+    model = GatedModel()
+    batcher = Batcher(model, max_batch_size=32, max_wait_ms=0)
+    first = first_call_blocked(model, batcher)
+    futures = [(key, batcher.submit(key, ["t%d" % i], [4]))
+               for i, key in enumerate(["p", ("e", "cls"), "p", ("e", "mean")] * 3)]
+    model.release.set()
+    first.result(30)
+    for i, (key, future) in enumerate(futures):
+        assert future.result(30) == ["%s:T%d" % (key, i)]
+    # one call per key, holding all of that key's requests (and the keys tag every result)
+    assert sorted((str(key), len(items)) for key, items in model.calls[1:]) == \
+        [("('e', 'cls')", 3), ("('e', 'mean')", 3), ("p", 6)]
+    batcher.close()
+
+
+@pytest.mark.parametrize("error", [ValueError, RuntimeError])
+def test_a_failing_request_fails_alone_and_the_worker_goes_on(error):
+    model = GatedModel(fail_on="bad", error=error)
+    batcher = Batcher(model, max_batch_size=32, max_wait_ms=0)
+    first = first_call_blocked(model, batcher)
+    good = [batcher.submit("p", ["g%d" % i, "h%d" % i], [3, 3]) for i in range(3)]
+    bad = batcher.submit("p", ["ok", "bad"], [3, 3])
+    more = batcher.submit("p", ["last"], [3])
+    model.release.set()
+    first.result(30)
+    with pytest.raises(error, match="bad item"):
+        bad.result(30)
+    assert [f.result(30) for f in good] == [["p:G%d" % i, "p:H%d" % i] for i in range(3)]
+    assert more.result(30) == ["p:LAST"]
+    assert batcher.submit("p", ["after"], [3]).result(30) == ["p:AFTER"]
+    batcher.close()
+
+
+def test_a_model_returning_the_wrong_number_of_results_fails_its_requests_only():
+    calls = []
+
+    def run(key, items):
+        calls.append(items)
+        return items[:-1] if "short" in items else items
+
+    batcher = Batcher(run, max_batch_size=8, max_wait_ms=0)
+    with pytest.raises(RuntimeError, match="returned 1 results for 2 items"):
+        batcher.submit("p", ["a", "short"], [1, 1]).result(30)
+    assert batcher.submit("p", ["b"], [1]).result(30) == ["b"]
+    batcher.close()
+
+
+def test_a_full_queue_refuses_and_the_accepted_requests_complete():
+    model = GatedModel()
+    batcher = Batcher(model, max_batch_size=1, max_wait_ms=0, max_queue=2)
+    first = first_call_blocked(model, batcher)
+    waiting = [batcher.submit("p", ["w%d" % i], [2]) for i in range(2)]
+    with pytest.raises(QueueFull):
+        batcher.submit("p", ["refused"], [2])
+    model.release.set()
+    assert first.result(30) == ["p:FIRST"]
+    assert [f.result(30) for f in waiting] == [["p:W0"], ["p:W1"]]
+    batcher.close()
+
+
+def test_a_cancelled_request_is_dropped_without_harm():
+    model = GatedModel()
+    batcher = Batcher(model, max_batch_size=32, max_wait_ms=0)
+    first = first_call_blocked(model, batcher)
+    gone = batcher.submit("p", ["gone"], [2])
+    kept = batcher.submit("p", ["kept"], [2])
+    assert gone.cancel()
+    model.release.set()
+    first.result(30)
+    assert kept.result(30) == ["p:KEPT"]
+    assert all("gone" not in items for _, items in model.calls)
+    batcher.close()
+
+
+def test_concurrent_submitters_each_get_their_own_answers():
+    """16 threads, 50 requests each of 1-3 random texts, batching on: all answered, each with
+    its own texts' results."""
+    batcher = Batcher(lambda key, items: [t[::-1] for t in items], max_batch_size=8,
+                      max_wait_ms=1)
+    failures = []
+
+    def client(seed):
+        rng = random.Random(seed)
+        for _ in range(50):
+            items = ["".join(rng.choice("abcdef") for _ in range(rng.randint(1, 40)))
+                     for _ in range(rng.randint(1, 3))]
+            got = batcher.submit("p", items, [len(t) for t in items]).result(30)
+            if got != [t[::-1] for t in items]:
+                failures.append((items, got))
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures
+    assert batcher.items_run >= 16 * 50
+    batcher.close()
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError):
+        Batcher(lambda k, i: i, max_batch_size=0)
+    batcher = Batcher(lambda k, i: i)
+    with pytest.raises(ValueError):
+        batcher.submit("p", [], [])
+    with pytest.raises(ValueError):
+        batcher.submit("p", ["a"], [1, 2])
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit("p", ["a"], [1])
