@@ -22,12 +22,12 @@ sha256} of every other file)}.
 `export_folder` writes a folder atomically; `read_manifest` checks one; `is_model_folder`
 tells one from a checkpoint.
 """
-import hashlib
 import json
 import os
 import shutil
 
 from utils.errors import DataError, UsageError
+from utils.fileio import sha256
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -35,14 +35,6 @@ TASKS = ("classify", "regress", "tag", "mrc", "encode")
 TOKENIZER_KEYS = ("tokenizer", "do_lower_case", "for_cn", "max_seq_len",
                   "sentence_piece_model")
 MRC_KEYS = ("doc_stride", "max_query_length", "n_best_size", "max_answer_length")
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_model_folder(path):

@@ -3,6 +3,7 @@ real review texts, the 2019 log lines, running entry points and launchers. (Fixt
 conftest.py; this module is imported by name: test modules never import each other.)"""
 import contextlib
 import gzip
+import importlib
 import importlib.util
 import io
 import json
@@ -651,7 +652,7 @@ def entry_main(name):
     elif name == "prepare_data":
         from tools import prepare_data as module
     else:
-        module = __import__(name)
+        module = importlib.import_module(name)
     return module.main
 
 

@@ -20,7 +20,6 @@ verify_checkpoint, read_training_state); a 2019 ``step_N`` with its optimizer st
 (prune_checkpoints, --keep_checkpoint_max) and the best one (BestCheckpoint, --save_best).
 Continuing a run from one, and holding the folder while a run writes there: utils.resume.
 """
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ import re
 import numpy as np
 
 from utils.errors import DataError, UsageError, where
+from utils.fileio import sha256
 from utils.format_hf import hf_weight_files, read_hf_dir, write_hf_dir
 from utils.format_paddle2019 import (
     check_var_name,
@@ -227,14 +227,6 @@ TRAIN_STATE_FILE = "train_state.json"
 MANIFEST_FILE = "manifest.json"
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_checkpoint(model, optimizer, path, train_state=None):
     """`checkpoints/step_N`: the 2019 layout (one tensor file per parameter, readable by
     init_checkpoint, init_pretraining_params and Paddle's legacy loader), plus what a resumed
@@ -265,7 +257,7 @@ def save_checkpoint(model, optimizer, path, train_state=None):
         with open(os.path.join(tmp, TRAIN_STATE_FILE), "w", encoding="utf-8") as f:
             json.dump(train_state or {}, f, indent=1, sort_keys=True)
         files = {name: {"bytes": os.path.getsize(os.path.join(tmp, name)),
-                        "sha256": _sha256(os.path.join(tmp, name))}
+                        "sha256": sha256(os.path.join(tmp, name))}
                  for name in sorted(os.listdir(tmp))}
         manifest = {"format": "ernie checkpoint", "version": 1,
                     "parameters": {n: {"shape": list(a.shape), "dtype": str(a.dtype)}
@@ -372,7 +364,7 @@ def verify_checkpoint(path):
         full = os.path.join(path, name)
         if not os.path.isfile(full):
             raise DataError("%s: incomplete checkpoint: %s is missing" % (path, name))
-        if os.path.getsize(full) != info["bytes"] or _sha256(full) != info["sha256"]:
+        if os.path.getsize(full) != info["bytes"] or sha256(full) != info["sha256"]:
             raise DataError("%s: corrupt checkpoint: %s does not match its checksum"
                             % (path, name))
     return manifest

@@ -6,6 +6,7 @@ Every write goes to the temporary sibling `<path>.tmp-<pid>` and is renamed into
 directory being replaced is first moved aside as `<path>.old-<pid>`. The pid in both names lets
 a later run tell the leftovers of a dead process from those of a live one."""
 import contextlib
+import hashlib
 import os
 import shutil
 
@@ -154,3 +155,12 @@ def check_output_prefix(flag, prefix):
     if not prefix:
         raise UsageError("%s: an empty path" % flag)
     _check_folder(flag, prefix, os.path.dirname(prefix) or os.curdir)
+
+
+def sha256(path):
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
