@@ -10,7 +10,8 @@ from ernie_testkit import REPO
 SCRIPTS = ["run_classifier.py", "run_sequence_labeling.py", "run_mrc.py", "train.py",
            "ernie_encoder.py", "predict_classifier.py", "predict_sequence_labeling.py"]
 MODULES = ["tools.prepare_data", "tools.pretrain_data", "tools.convert_params",
-           "tools.plot_logs", "tools.demo_report", "utils.squad_eval", "utils.cmrc2018_eval"]
+           "tools.plot_logs", "tools.demo_report", "utils.squad_eval", "utils.cmrc2018_eval",
+           "serving.export", "serving.server"]
 
 
 @pytest.mark.parametrize("command", [[s] for s in SCRIPTS] + [["-m", m] for m in MODULES],
