@@ -93,11 +93,13 @@ def free_port():
 class Server:
     """`python -m serving.server folder ...` in a subprocess, ready when /health answers."""
 
-    def __init__(self, folder, threads, max_batch_size, max_wait_ms):
+    def __init__(self, folder, threads, max_batch_size, max_wait_ms, model_process=None):
         self.port = free_port()
         cmd = [sys.executable, "-m", "serving.server", folder, "--port", str(self.port),
                "--num_threads", str(threads), "--max_batch_size", str(max_batch_size),
                "--max_wait_ms", str(max_wait_ms)]
+        if model_process is not None:
+            cmd += ["--model_process", model_process]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.time() + 300
@@ -186,7 +188,7 @@ def measure(folder, bodies, args):
     results = {}
     for batching in (False, True):
         server = Server(folder, args.threads, args.max_batch_size if batching else 1,
-                        args.max_wait_ms)
+                        args.max_wait_ms, args.model_process)
         try:
             asyncio.run(load(server.port, bodies, 4, min(3.0, args.seconds)))  # warm-up
             for clients in args.clients:
@@ -215,16 +217,19 @@ def main():
     parser.add_argument("--max_seq_len", type=int, default=128)
     parser.add_argument("--max_batch_size", type=int, default=32)
     parser.add_argument("--max_wait_ms", type=float, default=5.0)
+    parser.add_argument("--model_process", choices=("true", "false"), default=None,
+                        help="the server's --model_process (default: the server's default)")
     parser.add_argument("--requests", type=int, default=2000,
                         help="distinct request bodies (reviews) fired in turn")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
     texts = review_texts(args.requests)
     bodies = [json.dumps({"items": [t]}, ensure_ascii=False).encode() for t in texts]
-    print("%s; server: %d model threads, max_batch_size %d, max_wait_ms %g; %d reviews of "
-          "%.0f characters on average (at most %d tokens)"
+    print("%s; server: %d model threads, max_batch_size %d, max_wait_ms %g, model_process %s; "
+          "%d reviews of %.0f characters on average (at most %d tokens)"
           % (cpu_description(), args.threads, args.max_batch_size, args.max_wait_ms,
-             len(texts), np.mean([len(t) for t in texts]), args.max_seq_len), flush=True)
+             args.model_process or "default", len(texts), np.mean([len(t) for t in texts]),
+             args.max_seq_len), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for shape in args.shapes.split(","):

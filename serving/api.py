@@ -31,11 +31,13 @@ TASK_METHOD = {"classify": "classify", "regress": "classify", "tag": "tag", "mrc
                "encode": "encode"}
 
 
-def load(folder, num_threads=None, batch_size=32):
+def load(folder, num_threads=None, batch_size=32, predictor=True):
     """The model in a model folder, ready to predict (on CPU, `num_threads` math threads;
     default all cores). Raises utils.errors.DataError (one line, naming the file) for a folder
-    whose files are missing or changed."""
-    return Model(str(folder), num_threads=num_threads, batch_size=batch_size)
+    whose files are missing or changed. `predictor=False` loads its tokenizer and settings
+    only (token_count, not predict; no Paddle): the server's when a worker process predicts."""
+    return Model(str(folder), num_threads=num_threads, batch_size=batch_size,
+                 predictor=predictor)
 
 
 def _check_items(items, what):
@@ -58,8 +60,7 @@ class Model(object):
     """A loaded model folder. Attributes: task, labels (names of the output ids, or None),
     max_seq_len, hidden_size, folder, manifest. Thread-safe: one prediction runs at a time."""
 
-    def __init__(self, folder, num_threads=None, batch_size=32):
-        from utils.inference import Predictor  # loads Paddle
+    def __init__(self, folder, num_threads=None, batch_size=32, predictor=True):
         self.folder = folder
         self.manifest = read_manifest(folder)
         self.task = self.manifest["task"]
@@ -74,8 +75,11 @@ class Model(object):
         self._sp_model = (self._path(tok["sentence_piece_model"])
                           if tok["sentence_piece_model"] else None)
         self._reader = self._make_reader(self.task)
-        self._predictor = Predictor(self._path(self.manifest["programs"]["task"]),
-                                    use_cuda=False, num_threads=num_threads)
+        self._predictor = None
+        if predictor:
+            from utils.inference import Predictor  # loads Paddle
+            self._predictor = Predictor(self._path(self.manifest["programs"]["task"]),
+                                        use_cuda=False, num_threads=num_threads)
         self._encoder = self._predictor if self.task == "encode" else None
         self._encode_reader = self._reader if self.task == "encode" else None
 

@@ -1,7 +1,7 @@
 """An HTTP server for a model folder, with dynamic batching.
 
     python -m serving.server MODEL_DIR [--host 127.0.0.1] [--port 8000] [--max_batch_size 32]
-        [--max_wait_ms 5] [--max_queue 1024] [--num_threads N]
+        [--max_wait_ms 5] [--max_queue 1024] [--num_threads N] [--model_process true]
 
 Endpoints (JSON in and out):
     GET  /health   {"status": "ok", "task", "labels", "max_seq_len"}
@@ -18,8 +18,10 @@ Every request is checked before it reaches the model (pydantic schemas, then the
 body that is not UTF-8, 413 for a body larger than the largest valid request, 422 for one that
 is not JSON, wrong types, empty or oversized batches, texts over `max_text_chars` and items the
 model rejects; 503 with Retry-After when `max_queue` requests are waiting already. Requests of all
-clients share model calls through serving.batcher (one worker thread runs the model).
-One process; to scale out run several behind a load balancer.
+clients share model calls through serving.batcher (one worker thread makes the model calls),
+which by default runs the model in a worker process (serving.model_process: Paddle keeps
+Python's lock while it predicts, which would stop the HTTP handling meanwhile). To scale out
+run several servers behind a load balancer.
 """
 import asyncio
 import re
@@ -36,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints,
 from starlette.exceptions import HTTPException
 
 from serving.batcher import Batcher, QueueFull
+from serving.model_process import call_model
 
 # the longest text (in characters) a request may carry: far beyond any max_seq_len, but it
 # bounds what one request makes the server tokenize
@@ -120,15 +123,14 @@ class BodyLimit:
 
 
 def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_items=64,
-               max_text_chars=MAX_TEXT_CHARS):
+               max_text_chars=MAX_TEXT_CHARS, run=None):
     """The FastAPI app serving `model` (a serving.api model: .task, .labels, .max_seq_len,
     predict, encode, token_count). Its batcher (app.state.batcher) starts now and stops
-    with the app."""
-
-    def run(key, items):
-        if key == "predict":
-            return model.predict(items)
-        return model.encode(items, pooling=key[1])
+    with the app. `run(key, items)` makes the model calls (a serving.model_process
+    ModelProcess); by default the batcher calls `model` in this process."""
+    if run is None:
+        def run(key, items):
+            return call_model(model, key, items)
 
     batcher = Batcher(run, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                       max_queue=max_queue)
@@ -205,7 +207,7 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
 
 
 def build_parser():
-    from utils.args import ArgumentParser
+    from utils.args import ArgumentParser, str2bool
     parser = ArgumentParser(prog="python -m serving.server",
                             description="Serve a model folder over HTTP, with dynamic batching.")
     parser.add_argument("model_dir", help="A model folder (python -m serving.export).")
@@ -226,6 +228,10 @@ def build_parser():
                         help="Items per request at most. Default: %(default)s.")
     parser.add_argument("--num_threads", type=int, default=None,
                         help="CPU threads of the model. Default: serving.api's choice.")
+    parser.add_argument("--model_process", type=str2bool, default=True,
+                        help="Run the model in a worker process, so that HTTP is served "
+                             "during model calls (Paddle keeps Python's lock while it runs); "
+                             "false: in the server's process. Default: %(default)s.")
     return parser
 
 
@@ -244,10 +250,19 @@ def main(argv):
     import uvicorn
 
     from serving import api
-    model = api.load(args.model_dir, num_threads=args.num_threads)
+    from serving.model_process import ModelProcess
+    # checks the folder first; no Paddle in this process when a worker process predicts
+    model = api.load(args.model_dir, num_threads=args.num_threads,
+                     predictor=not args.model_process)
+    run = ModelProcess(args.model_dir, num_threads=args.num_threads) \
+        if args.model_process else None
     app = create_app(model, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                     max_queue=args.max_queue, max_items=args.max_items)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+                     max_queue=args.max_queue, max_items=args.max_items, run=run)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        if run is not None:
+            run.close()
     return 0
 
 

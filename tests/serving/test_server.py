@@ -421,6 +421,27 @@ def test_embed_on_a_real_model_folder_matches_the_api(tiny_folder):
                           timeout=60).json()["error"] == "item 0: text is empty"
 
 
+@pytest.mark.slow
+def test_a_model_process_on_a_real_folder_answers_as_in_process(tiny_folder):
+    import serving.api
+    from serving.model_process import ModelProcess
+    folder, texts = tiny_folder
+    model = serving.api.load(str(folder), num_threads=1)
+    run = ModelProcess(folder, num_threads=1)
+    try:
+        for got, want in zip(run("predict", texts[:8]), model.predict(texts[:8])):
+            assert got["label"] == want["label"]
+            np.testing.assert_allclose(list(got["probs"].values()),
+                                       list(want["probs"].values()), atol=1e-6)
+        got, = run(("encode", "mean"), texts[:1])
+        want, = model.encode(texts[:1], pooling="mean")
+        np.testing.assert_allclose(got["tokens"], want["tokens"], atol=1e-6)
+        with pytest.raises(ValueError, match="item 0: text is empty"):
+            run("predict", [""])
+    finally:
+        run.close()
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -428,7 +449,8 @@ def free_port():
 
 
 @pytest.mark.slow
-def test_the_command_line_serves_a_folder_on_loopback(tiny_folder):
+@pytest.mark.parametrize("model_process", ["true", "false"])
+def test_the_command_line_serves_a_folder_on_loopback(tiny_folder, model_process):
     import subprocess
     import sys
 
@@ -436,7 +458,8 @@ def test_the_command_line_serves_a_folder_on_loopback(tiny_folder):
     folder, texts = tiny_folder
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "serving.server", str(folder), "--port",
-                             str(port), "--max_batch_size", "8", "--num_threads", "1"],
+                             str(port), "--max_batch_size", "8", "--num_threads", "1",
+                             "--model_process", model_process],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = "http://127.0.0.1:%d" % port

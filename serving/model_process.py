@@ -1,0 +1,133 @@
+"""The model in a worker process, so that the HTTP server runs while it predicts.
+
+Paddle Inference keeps Python's lock (the GIL) for the whole of a model call, so a model run
+in the server's own process stops its HTTP handling for as long. `ModelProcess(folder)`
+starts a process (multiprocessing, "spawn") that loads serving.api.load(folder) itself and
+answers calls sent over a pipe; the server's batcher calls it as it would call the model:
+
+    run = ModelProcess("my_model", num_threads=2)   # returns once the model is loaded
+    run("predict", items)              # model.predict(items)
+    run(("encode", "mean"), texts)     # model.encode(texts, pooling="mean")
+    run.close()
+
+A call raises what the model raised (ValueError for a bad item). When the process dies in a
+call, the call raises ModelProcessDied and the next call starts a new process. One call at a
+time (a lock): the batcher's one worker thread makes them.
+"""
+import multiprocessing
+import pickle
+import signal
+import threading
+
+
+class ModelProcessDied(RuntimeError):
+    """The model's process exited during a call (killed, out of memory, a crash)."""
+
+
+def call_model(model, key, items):
+    """What the server's batcher asks of a serving.api model: `key` "predict" or
+    ("encode", pooling)."""
+    if key == "predict":
+        return model.predict(items)
+    return model.encode(items, pooling=key[1])
+
+
+def _send(conn, ok, value):
+    """Send (ok, value), or a RuntimeError in its place when it cannot cross the pipe."""
+    try:
+        if not ok:  # an exception class with its own __init__ may not unpickle
+            pickle.loads(pickle.dumps(value))
+        conn.send((ok, value))
+    except (OSError, EOFError):
+        raise
+    except Exception as e:
+        conn.send((False, RuntimeError("%s: %s" % (type(value).__name__, value) if not ok
+                                       else "the model's result cannot be sent: %s" % e)))
+
+
+def _serve(conn, load, folder, num_threads):
+    """The worker process: load the folder, then answer (key, items) calls until the pipe
+    closes. Sends (True, None) once loaded, (False, exception) if loading failed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which closes us
+    from utils import paddle_env
+    paddle_env.apply()  # before Paddle loads
+    if load is None:
+        from serving.api import load
+    try:
+        model = load(folder, num_threads=num_threads)
+    except Exception as e:
+        _send(conn, False, e)
+        return
+    conn.send((True, None))
+    while True:
+        try:
+            key, items = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            result = call_model(model, key, items)
+        except Exception as e:
+            _send(conn, False, e)
+        else:
+            _send(conn, True, result)
+
+
+class ModelProcess:
+    """serving.api.load(folder) in a worker process, called as run(key, items). `load`: a
+    function like serving.api.load that the process can import by name (tests pass a fake)."""
+
+    def __init__(self, folder, num_threads=None, load=None):
+        self.folder, self.num_threads, self._load = str(folder), num_threads, load
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._process = self._conn = None
+        self.starts = 0  # processes started: for tests and logs
+        self._start()
+
+    def _start(self):
+        conn, child_conn = self._context.Pipe()
+        process = self._context.Process(target=_serve, name="ernie-model", daemon=True,
+                                        args=(child_conn, self._load, self.folder,
+                                              self.num_threads))
+        process.start()
+        child_conn.close()
+        self._process, self._conn = process, conn
+        self.starts += 1
+        try:
+            ok, error = conn.recv()
+        except (EOFError, OSError):
+            process.join(5)
+            ok, error = False, ModelProcessDied("the model process exited (code %s) while "
+                                                "loading %s" % (process.exitcode, self.folder))
+        if not ok:
+            self.close()
+            raise error
+
+    def __call__(self, key, items):
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self.close()
+                self._start()
+            try:
+                self._conn.send((key, items))
+                ok, value = self._conn.recv()
+            except (EOFError, OSError):
+                self._process.join(5)
+                code = self._process.exitcode
+                self.close()
+                raise ModelProcessDied("the model process exited (code %s) during a call; "
+                                       "the next call starts another" % code) from None
+        if ok:
+            return value
+        raise value
+
+    def close(self):
+        """End the worker process (it exits when its pipe closes)."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None:
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
+        self._process = self._conn = None
