@@ -12,6 +12,7 @@ order for all three:
 Below `run` are the pieces it uses: the shared flag checks, the optimizer plan and the resume
 of a stopped run (prepare_training), and the 2019 naming of the --do_test outputs.
 """
+import abc
 import itertools
 import os
 import time
@@ -35,11 +36,12 @@ from utils.resume import (
 from utils.runtime import Runtime, compile_model, set_seed
 
 
-class Task(object):
+class Task(abc.ABC):
     """What one fine-tuning entry point fills in. `run` builds the run's parts in order and
     sets them here as it goes, for the methods to use: `runtime` (utils.runtime.Runtime),
     `config`, `reader`, `model` and `forward` (the model's compiled forward; evaluation and
-    prediction call it, training calls it wrapped for data parallel)."""
+    prediction call it, training calls it wrapped for data parallel). An entry point
+    defines every abstract method; a missing one fails when the task is built."""
 
     # 2019 evaluated classification also whenever an epoch ended; the other tasks only every
     # --validation_steps
@@ -56,42 +58,46 @@ class Task(object):
         self.predict_batch_size = args.predict_batch_size or args.batch_size
         self.runtime = self.config = self.reader = self.model = self.forward = None
 
+    @abc.abstractmethod
     def check_args(self):
         """Every flag and output location, before any work, creating nothing."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def make_reader(self):
-        raise NotImplementedError
+        """The task's reader (reader.task_reader / reader.mrc), built from the flags."""
 
+    @abc.abstractmethod
     def check_inputs(self):
         """Read and check every input file the run will use (input_files) and anything the
         reader holds (label maps); the reader caches what it read."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def make_model(self):
-        raise NotImplementedError
+        """The task's model (a finetune head over model.ernie.ErnieModel)."""
 
+    @abc.abstractmethod
     def loss_and_stats(self, forward, batch):
         """(loss tensor, {name: value}) of one training batch; the values are averaged over
         the log window for `log_line`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def log_line(self, head, means, speed):
         """The train log line: `head` is its 2019 start `epoch: E, progress: N/M, step: S`,
         `means` the window's means of the loss and the stats, `speed` in steps/s."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluate_dev(self, steps, epoch, final):
         """Evaluate every --dev_set (`final`: after training); returns the first one's
         metrics, which --enable_ce prints."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def predict_test(self, steps, epoch, final):
         """Predict every --test_set (`final`: after training)."""
-        raise NotImplementedError
 
     def final_outputs(self):
-        """Anything written once, after the final evaluation."""
+        """Anything written once, after the final evaluation (classification's --diagnostic);
+        nothing by default."""
+        return None
 
 
 def run(task):
