@@ -18,8 +18,7 @@ from utils import paddle_env
 paddle_env.apply()  # before Paddle loads: it reads these settings once
 
 from finetune.predict import inference_model_dir, run_in_length_order
-from finetune.runner import check_against_config
-from model.ernie import ErnieConfig
+from model.ernie import ErnieConfig, check_against_config
 from reader.task_reader import ClassifyReader, check_label_map_ids
 from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
 from utils import predict_args

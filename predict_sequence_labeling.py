@@ -23,9 +23,8 @@ from utils import paddle_env
 paddle_env.apply()  # before Paddle loads: it reads these settings once
 
 from finetune.predict import inference_model_dir
-from finetune.runner import check_against_config
 from finetune.sequence_label import predict_labels, write_predictions
-from model.ernie import ErnieConfig
+from model.ernie import ErnieConfig, check_against_config
 from reader.task_reader import SequenceLabelReader
 from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
 from utils import predict_args
@@ -73,10 +72,6 @@ def main(argv):
     if args.output_file:
         check_output_file("--output_file", args.output_file)
     config = ErnieConfig(args.ernie_config_path)
-    if args.max_seq_len > config["max_position_embeddings"]:
-        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
-                         % (args.max_seq_len, config["max_position_embeddings"],
-                            args.ernie_config_path))
     reader = SequenceLabelReader(
         args.vocab_path, label_map_config=args.label_map_config, max_seq_len=args.max_seq_len,
         do_lower_case=args.do_lower_case, is_inference=True, tokenizer=args.tokenizer,

@@ -17,7 +17,7 @@ import itertools
 import os
 import time
 
-from model.ernie import ErnieConfig, encoder_input_spec
+from model.ernie import ErnieConfig, check_against_config, encoder_input_spec
 from utils.amp import amp_from_args
 from utils.args import check_files, check_learning_rate, check_positive, check_seed, print_arguments
 from utils.checkpoint import BestCheckpoint, init_model_params
@@ -261,20 +261,6 @@ def check_finetune_outputs(args):
                              % (len(args.test_set.split(",")), len(saves)))
         for prefix in saves:
             check_output_prefix("--test_save", prefix)
-
-
-def check_against_config(args, config, vocab):
-    """Before any model is built: --max_seq_len fits the config's position embeddings and
-    every vocabulary id fits its vocab_size (the embedding table the checkpoint holds)."""
-    if args.max_seq_len > config["max_position_embeddings"]:
-        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
-                         % (args.max_seq_len, config["max_position_embeddings"],
-                            args.ernie_config_path))
-    size = max(vocab.values()) + 1 if vocab else 0
-    if size > config["vocab_size"]:
-        raise UsageError("%s has ids up to %d but vocab_size in %s is %d"
-                         % (args.vocab_path, size - 1, args.ernie_config_path,
-                            config["vocab_size"]))
 
 
 def plan_training(args, runtime, num_examples, batches_per_epoch, parameters):

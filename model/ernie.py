@@ -21,7 +21,7 @@ from model.transformer_encoder import (
     named_layer_norm,
     named_linear,
 )
-from utils.errors import DataError
+from utils.errors import DataError, UsageError
 
 REQUIRED_KEYS = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob",
                  "hidden_size", "initializer_range", "max_position_embeddings",
@@ -142,6 +142,20 @@ class ErnieConfig(dict):
         for key in sorted(self):
             print("%s: %s" % (key, self[key]))
         print("-" * 48)
+
+
+def check_against_config(args, config, vocab):
+    """Before any model is built: --max_seq_len fits the config's position embeddings and
+    every vocabulary id fits its vocab_size (the embedding table the checkpoint holds)."""
+    if args.max_seq_len > config["max_position_embeddings"]:
+        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
+                         % (args.max_seq_len, config["max_position_embeddings"],
+                            args.ernie_config_path))
+    size = max(vocab.values()) + 1 if vocab else 0
+    if size > config["vocab_size"]:
+        raise UsageError("%s has ids up to %d but vocab_size in %s is %d"
+                         % (args.vocab_path, size - 1, args.ernie_config_path,
+                            config["vocab_size"]))
 
 
 def encoder_input_names(cfg):

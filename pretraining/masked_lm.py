@@ -21,8 +21,14 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from model.ernie import ErnieForPretraining, encoder_input_names, feed, input_spec
-from pretraining.runner import check_config, export_model_dir, replay, synchronized
+from model.ernie import (
+    ErnieForPretraining,
+    check_against_config,
+    encoder_input_names,
+    feed,
+    input_spec,
+)
+from pretraining.runner import export_model_dir, replay, synchronized
 from reader.pretraining import ErnieDataReader
 from utils.amp import amp_from_args
 from utils.checkpoint import BestCheckpoint, init_checkpoint
@@ -134,7 +140,7 @@ def train(args, config, runtime):
     print("pretraining start")
     config.print_config()
     reader = make_reader(args, config, args.train_filelist, False, runtime)
-    check_config(args, config, reader.vocab_size)
+    check_against_config(args, config, reader.vocab)
     # both file lists must hold a usable line before anything is built or written
     reader.check_usable("--train_filelist")
     valid_reader = None
@@ -243,7 +249,7 @@ def test(args, config, runtime):
     """Evaluate --init_checkpoint on --test_filelist; returns (loss, global ppl, accuracy)."""
     print("test begin")
     reader = make_reader(args, config, args.test_filelist, True)
-    check_config(args, config, reader.vocab_size)
+    check_against_config(args, config, reader.vocab)
     reader.check_usable("--test_filelist")
     model = build_model(args, config)
     forward = compile_model(model, args.to_static, input_spec(input_names(config)))

@@ -59,12 +59,12 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from model.ernie import feed, input_spec
+from model.ernie import check_against_config, feed, input_spec
 from model.multitask import MLM_KINDS, TOKEN_KINDS, ErnieMultiTask, head_name, task_input_names
-from pretraining.runner import check_config, export_model_dir, replay, synchronized
+from pretraining.runner import export_model_dir, replay, synchronized
 from reader.batching import decode_rng_state, encode_rng_state
 from reader.documents import DocumentTaskReader, read_documents
-from reader.pretraining import ErnieDataReader, real_vocab_size
+from reader.pretraining import ErnieDataReader
 from reader.task_reader import ClassifyReader
 from tokenization import FullTokenizer, load_vocab
 from utils import loop
@@ -377,7 +377,7 @@ def train_multitask(args, cfg, runtime):
     mt = MultiTaskConfig(args.multitask_config)
     print("ERNIE 2.0 multi-task pretraining start")
     cfg.print_config()
-    check_config(args, cfg, real_vocab_size(load_vocab(args.vocab_path)))
+    check_against_config(args, cfg, load_vocab(args.vocab_path))
     check_task_ids(cfg, mt.tasks, args.ernie_config_path)
     for name, task in mt.tasks.items():
         print("task %s: kind %s, task_id %d, %d classes, head %s, data %s"

@@ -52,19 +52,6 @@ def check_pretrain_args(args):
                              or os.curdir)
 
 
-def check_config(args, config, vocab_size):
-    """--max_seq_len fits the config's position embeddings and the vocabulary's `vocab_size`
-    ids fit its embedding table."""
-    if args.max_seq_len > config["max_position_embeddings"]:
-        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
-                         % (args.max_seq_len, config["max_position_embeddings"],
-                            args.ernie_config_path))
-    if vocab_size > config["vocab_size"]:
-        raise UsageError("%s has ids up to %d but vocab_size in %s is %d"
-                         % (args.vocab_path, vocab_size - 1, args.ernie_config_path,
-                            config["vocab_size"]))
-
-
 def synchronized(batches, runtime):
     """Stop every trainer as soon as one of them runs out of data (file-level sharding can
     give trainers different numbers of batches; DataParallel needs the same on all)."""

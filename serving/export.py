@@ -63,15 +63,13 @@ def main(argv):
     check_positive(args, "max_seq_len", "num_labels", "doc_stride", "max_query_length",
                    "n_best_size", "max_answer_length")
     check_output_dir("--output_dir", args.output_dir)
-    from model.ernie import ErnieConfig
+    from model.ernie import ErnieConfig, check_against_config
     from tokenization import make_tokenizer
     config = ErnieConfig(args.ernie_config_path)
-    if args.max_seq_len > config["max_position_embeddings"]:
-        raise UsageError("--max_seq_len %d is longer than max_position_embeddings %d in %s"
-                         % (args.max_seq_len, config["max_position_embeddings"],
-                            args.ernie_config_path))
     # the tokenizer loads here, so that a bad vocabulary fails before the model is built
-    make_tokenizer(args.tokenizer, args.vocab_path, args.do_lower_case, args.sentence_piece_model)
+    tokenizer = make_tokenizer(args.tokenizer, args.vocab_path, args.do_lower_case,
+                               args.sentence_piece_model)
+    check_against_config(args, config, tokenizer.vocab)
     if args.task == "classify" and args.label_map_config:
         from reader.task_reader import check_label_map_ids, load_label_map
         label_map = load_label_map(args.label_map_config)
