@@ -427,16 +427,8 @@ def _word_entities(words, tags):
     offsets = [0]
     for w in words:
         offsets.append(offsets[-1] + len(w))
-    out, i = [], 0
-    while i < len(words):
-        j = i + 1
-        if tags[i] == "nr":
-            while j < len(words) and tags[j] == "nr":
-                j += 1
-        if tags[i] in TAG_TO_TYPE and offsets[j] > offsets[i]:
-            out.append((i, j, offsets[i], offsets[j], TAG_TO_TYPE[tags[i]]))
-        i = j
-    return out
+    return [(i, j, offsets[i], offsets[j], TAG_TO_TYPE[tags[i]]) for i, j in _units(words, tags)
+            if tags[i] in TAG_TO_TYPE and offsets[j] > offsets[i]]
 
 
 def _cue(words, tags, first, last, context, answer):
