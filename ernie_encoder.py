@@ -31,7 +31,7 @@ from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import atomic_path, check_output_dir
-from utils.inference import Predictor
+from utils.inference import Predictor, cpu_precision
 
 
 def build_parser():
@@ -74,7 +74,9 @@ def main(argv):
                           tokenizer=args.tokenizer,
                           sentence_piece_model=args.sentence_piece_model)
         prefix = export_once(plan, os.path.join(args.output_dir, "inference_model"))
-    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
+    precision = cpu_precision(args.precision, args.use_cuda)
+    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
+                          precision=precision)
 
     def per_example(outputs, feed):
         seq_out, pooled = outputs

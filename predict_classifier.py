@@ -25,7 +25,7 @@ from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import atomic_write_text, check_output_dir, check_output_file
-from utils.inference import Predictor
+from utils.inference import Predictor, cpu_precision
 
 
 def build_parser():
@@ -88,7 +88,9 @@ def main(argv):
             task_id=args.task_id if args.ernie_version == "2.0" else 0)
         prefix = export_once(plan, out_dir)
     print("load inference model from %s" % out_dir)
-    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
+    precision = cpu_precision(args.precision, args.use_cuda)
+    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
+                          precision=precision)
     probs = run_in_length_order(predictor, records, args.batch_size, reader.pad_batch,
                                 lambda outputs, feed: list(outputs[0]))
     probs = np.stack(probs)

@@ -31,7 +31,7 @@ from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import check_output_dir, check_output_file
-from utils.inference import Predictor
+from utils.inference import Predictor, cpu_precision
 
 
 def build_parser():
@@ -96,7 +96,9 @@ def main(argv):
             task_id=args.task_id if args.ernie_version == "2.0" else 0)
         prefix = export_once(plan, out_dir)
     print("load inference model from %s" % out_dir)
-    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads)
+    precision = cpu_precision(args.precision, args.use_cuda)
+    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
+                          precision=precision)
     preds = predict_labels(reader, examples, predictor, args.batch_size)
 
     if args.output_file:

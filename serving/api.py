@@ -31,13 +31,15 @@ TASK_METHOD = {"classify": "classify", "regress": "classify", "tag": "tag", "mrc
                "encode": "encode"}
 
 
-def load(folder, num_threads=None, batch_size=32, predictor=True):
+def load(folder, num_threads=None, batch_size=32, predictor=True, precision="fp32"):
     """The model in a model folder, ready to predict (on CPU, `num_threads` math threads;
     default all cores). Raises utils.errors.DataError (one line, naming the file) for a folder
     whose files are missing or changed. `predictor=False` loads its tokenizer and settings
-    only (token_count, not predict; no Paddle): the server's when a worker process predicts."""
+    only (token_count, not predict; no Paddle): the server's when a worker process predicts.
+    `precision`: "fp32", "bf16" or "int8" (as the prediction scripts' --precision; a CPU
+    without the instructions runs fp32 after a notice on stderr)."""
     return Model(str(folder), num_threads=num_threads, batch_size=batch_size,
-                 predictor=predictor)
+                 predictor=predictor, precision=precision)
 
 
 def _check_items(items, what):
@@ -58,9 +60,15 @@ def _text(value, index, name="text"):
 
 class Model(object):
     """A loaded model folder. Attributes: task, labels (names of the output ids, or None),
-    max_seq_len, hidden_size, folder, manifest. Thread-safe: one prediction runs at a time."""
+    max_seq_len, hidden_size, folder, manifest, precision (what runs). Thread-safe: one
+    prediction runs at a time."""
 
-    def __init__(self, folder, num_threads=None, batch_size=32, predictor=True):
+    def __init__(self, folder, num_threads=None, batch_size=32, predictor=True,
+                 precision="fp32"):
+        from utils.args import PRECISIONS
+        if precision not in PRECISIONS:
+            raise ValueError("precision must be one of %s, got %r"
+                             % (", ".join(PRECISIONS), precision))
         self.folder = folder
         self.manifest = read_manifest(folder)
         self.task = self.manifest["task"]
@@ -76,15 +84,21 @@ class Model(object):
                           if tok["sentence_piece_model"] else None)
         self._reader = self._make_reader(self.task)
         self._predictor = None
+        self.precision = precision  # what runs: set again when the predictor loads
         if predictor:
-            from utils.inference import Predictor  # loads Paddle
-            self._predictor = Predictor(self._path(self.manifest["programs"]["task"]),
-                                        use_cuda=False, num_threads=num_threads)
+            from utils.inference import cpu_precision  # loads Paddle
+            self.precision = cpu_precision(precision, what="precision")
+            self._predictor = self._load_predictor(self.manifest["programs"]["task"])
         self._encoder = self._predictor if self.task == "encode" else None
         self._encode_reader = self._reader if self.task == "encode" else None
 
     def _path(self, name):
         return os.path.join(self.folder, name)
+
+    def _load_predictor(self, program):
+        from utils.inference import Predictor
+        return Predictor(self._path(program), use_cuda=False, num_threads=self.num_threads,
+                         precision=self.precision)
 
     def __repr__(self):
         return "<serving.api.Model %s task=%s>" % (self.folder, self.task)
@@ -239,13 +253,10 @@ class Model(object):
             raise ValueError("pooling must be \"cls\" or \"mean\", got %r" % (pooling,))
         _check_items(texts, "texts or (text_a, text_b) pairs")
         if self._encoder is None:  # a task folder loads its encoder on the first call
-            from utils.inference import Predictor
             with self._lock:
                 if self._encoder is None:
                     self._encode_reader = self._make_reader("encode")
-                    self._encoder = Predictor(
-                        self._path(self.manifest["programs"]["encoder"]), use_cuda=False,
-                        num_threads=self.num_threads)
+                    self._encoder = self._load_predictor(self.manifest["programs"]["encoder"])
         reader = self._encode_reader
         records = [self._pair_record(reader, t, i) for i, t in enumerate(texts)]
 

@@ -5,7 +5,7 @@ in the server's own process stops its HTTP handling for as long. `ModelProcess(f
 starts a process (multiprocessing, "spawn") that loads serving.api.load(folder) itself and
 answers calls sent over a pipe; the server's batcher calls it as it would call the model:
 
-    run = ModelProcess("my_model", num_threads=2)   # returns once the model is loaded
+    run = ModelProcess("my_model", num_threads=2, precision="fp32")   # returns once loaded
     run("predict", items)              # model.predict(items)
     run(("encode", "mean"), texts)     # model.encode(texts, pooling="mean")
     run.close()
@@ -45,7 +45,7 @@ def _send(conn, ok, value):
                                        else "the model's result cannot be sent: %s" % e)))
 
 
-def _serve(conn, load, folder, num_threads):
+def _serve(conn, load, folder, num_threads, precision):
     """The worker process: load the folder, then answer (key, items) calls until the pipe
     closes. Sends (True, None) once loaded, (False, exception) if loading failed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which closes us
@@ -54,7 +54,7 @@ def _serve(conn, load, folder, num_threads):
     if load is None:
         from serving.api import load
     try:
-        model = load(folder, num_threads=num_threads)
+        model = load(folder, num_threads=num_threads, precision=precision)
     except Exception as e:
         _send(conn, False, e)
         return
@@ -76,8 +76,9 @@ class ModelProcess:
     """serving.api.load(folder) in a worker process, called as run(key, items). `load`: a
     function like serving.api.load that the process can import by name (tests pass a fake)."""
 
-    def __init__(self, folder, num_threads=None, load=None):
+    def __init__(self, folder, num_threads=None, load=None, precision="fp32"):
         self.folder, self.num_threads, self._load = str(folder), num_threads, load
+        self.precision = precision
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._process = self._conn = None
@@ -88,7 +89,7 @@ class ModelProcess:
         conn, child_conn = self._context.Pipe()
         process = self._context.Process(target=_serve, name="ernie-model", daemon=True,
                                         args=(child_conn, self._load, self.folder,
-                                              self.num_threads))
+                                              self.num_threads, self.precision))
         process.start()
         child_conn.close()
         self._process, self._conn = process, conn

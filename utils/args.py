@@ -56,6 +56,8 @@ def print_arguments(args):
     print("-" * 48)
 
 
+# CPU inference precisions (utils.inference.Predictor); here so that parsers need no Paddle
+PRECISIONS = ("fp32", "bf16", "int8")
 MAX_SEED = 2 ** 32 - 1     # numpy's (and so the readers') seeds are unsigned 32-bit
 
 

@@ -3,13 +3,20 @@
 `export(layer, prefix, input_spec)` writes `<prefix>.json` + `<prefix>.pdiparams`
 (paddle.jit.save); `Predictor(prefix)` loads them with paddle.inference and maps named numpy
 inputs to the list of outputs.
+
+Precision on CPU (`--precision` of the prediction scripts, the API and the server): "fp32";
+"bf16", oneDNN's bfloat16 kernels for the matmuls and most other ops (inputs and outputs stay
+float32); "int8", a program quantized after training (utils/int8.py), whose prefix the caller
+passes. A CPU without the instructions a precision needs runs fp32 and says so in one line.
 """
 import os
+import sys
 
 import numpy as np
 import paddle
 from paddle import inference
 
+from utils.args import PRECISIONS
 from utils.errors import DataError
 from utils.loop import eval_mode
 
@@ -25,25 +32,67 @@ def export(layer, prefix, input_spec):
     return prefix
 
 
-class Predictor(object):
-    """A Paddle Inference predictor over an exported program, on CPU (or GPU when asked)."""
+def _cpu_has(precision):
+    """Does this CPU have the instructions that make `precision` pay: avx512_bf16 (or AMX) for
+    bf16, VNNI for int8? Without them oneDNN emulates the narrow types, slower than fp32."""
+    from paddle.base import core
+    if precision == "bf16":
+        return core.supports_bfloat16_fast_performance()
+    if precision == "int8":
+        return core.supports_vnni()
+    return True
 
-    def __init__(self, prefix, use_cuda=False, num_threads=None, use_mkldnn=True):
+
+def cpu_precision(precision, use_cuda=False, what="--precision"):
+    """The precision a Predictor should run: `precision` on a CPU that has its instructions;
+    "fp32" after a one-line notice on stderr on one that lacks them; "fp32" on a GPU (its
+    half precision is --use_fp16's)."""
+    if precision not in PRECISIONS:
+        raise ValueError("%s must be one of %s, got %r" % (what, ", ".join(PRECISIONS),
+                                                          precision))
+    if precision == "fp32" or (use_cuda and paddle.device.is_compiled_with_cuda()):
+        return "fp32"
+    if not _cpu_has(precision):
+        print("notice: this CPU has no %s instructions; %s %s runs in fp32"
+              % ("avx512_bf16" if precision == "bf16" else "VNNI", what, precision),
+              file=sys.stderr)
+        return "fp32"
+    return precision
+
+
+class Predictor(object):
+    """A Paddle Inference predictor over an exported program, on CPU (or GPU when asked).
+
+    precision (CPU only): "fp32", "bf16" (oneDNN bfloat16), or "int8" for a program that
+    utils.int8 quantized. Callers pass what cpu_precision() returned."""
+
+    def __init__(self, prefix, use_cuda=False, num_threads=None, use_mkldnn=True,
+                 precision="fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError("precision must be one of %s, got %r"
+                             % (", ".join(PRECISIONS), precision))
         model_file, params_file = prefix + ".json", prefix + ".pdiparams"
         for path in (model_file, params_file):
             if not os.path.exists(path):
                 raise DataError("%s: inference model file not found" % path)
         config = inference.Config(model_file, params_file)
         config.disable_glog_info()
-        if use_cuda and paddle.device.is_compiled_with_cuda():
+        on_gpu = use_cuda and paddle.device.is_compiled_with_cuda()
+        self.precision = "fp32" if on_gpu else precision
+        if on_gpu:
             config.enable_use_gpu(256, 0)
         else:
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(num_threads or os.cpu_count() or 1)
-            if use_mkldnn:
+            if use_mkldnn or precision != "fp32":
                 config.enable_mkldnn()
             else:
                 config.disable_mkldnn()
+            if precision == "bf16":
+                config.enable_mkldnn_bfloat16()
+            elif precision == "int8":
+                from utils.int8 import configure_int8
+                configure_int8(config)
         self.predictor = inference.create_predictor(config)
         self.input_names = self.predictor.get_input_names()
 

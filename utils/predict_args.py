@@ -1,7 +1,7 @@
 """Flags shared by predict_classifier.py, predict_sequence_labeling.py and ernie_encoder.py
 (2019 names and defaults; new flags are marked as ours in their help). Each script adds the
 flags only it has to the groups that build_parser returns."""
-from utils.args import ArgumentGroup, ArgumentParser
+from utils.args import PRECISIONS, ArgumentGroup, ArgumentParser
 
 
 def build_parser(description, data_description="input and output.", max_seq_len=128,
@@ -21,6 +21,9 @@ def build_parser(description, data_description="input and output.", max_seq_len=
     run_g = ArgumentGroup(parser, "run_type", "where to run.")
     run_g.add_arg("use_cuda", bool, True, "Run on GPU.")
     run_g.add_arg("cpu_threads", int, None, "(ours) CPU threads (default: all cores).")
+    run_g.add_arg("precision", str, "fp32",
+                  "(ours) CPU inference precision: bf16 needs avx512_bf16, int8 VNNI (else fp32, "
+                  "with a notice).", choices=list(PRECISIONS))
     return parser, model_g, data_g, run_g
 
 

