@@ -93,11 +93,12 @@ def free_port():
 class Server:
     """`python -m serving.server folder ...` in a subprocess, ready when /health answers."""
 
-    def __init__(self, folder, threads, max_batch_size, max_wait_ms, model_process=None):
+    def __init__(self, folder, threads, max_batch_size, max_wait_ms, model_process=None,
+                 precision="fp32"):
         self.port = free_port()
         cmd = [sys.executable, "-m", "serving.server", folder, "--port", str(self.port),
                "--num_threads", str(threads), "--max_batch_size", str(max_batch_size),
-               "--max_wait_ms", str(max_wait_ms)]
+               "--max_wait_ms", str(max_wait_ms), "--precision", precision]
         if model_process is not None:
             cmd += ["--model_process", model_process]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -167,11 +168,11 @@ async def load(port, bodies, clients, seconds):
     return len(latencies) / (time.perf_counter() - start), latencies, failures[0]
 
 
-def model_alone(folder, texts, threads, batch_size, seconds):
+def model_alone(folder, texts, threads, batch_size, seconds, precision="fp32"):
     """items/s of serving.api's predict in this process, one text a call and `batch_size`
     texts a call (in the order they come): what the server's model can do without HTTP."""
     import serving.api
-    model = serving.api.load(folder, num_threads=threads)
+    model = serving.api.load(folder, num_threads=threads, precision=precision)
     model.predict(texts[:batch_size])
     rates = []
     for size in (1, batch_size):
@@ -188,7 +189,7 @@ def measure(folder, bodies, args):
     results = {}
     for batching in (False, True):
         server = Server(folder, args.threads, args.max_batch_size if batching else 1,
-                        args.max_wait_ms, args.model_process)
+                        args.max_wait_ms, args.model_process, args.precision)
         try:
             asyncio.run(load(server.port, bodies, 4, min(3.0, args.seconds)))  # warm-up
             for clients in args.clients:
@@ -219,17 +220,19 @@ def main():
     parser.add_argument("--max_wait_ms", type=float, default=5.0)
     parser.add_argument("--model_process", choices=("true", "false"), default=None,
                         help="the server's --model_process (default: the server's default)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"),
+                        help="the server's --precision")
     parser.add_argument("--requests", type=int, default=2000,
                         help="distinct request bodies (reviews) fired in turn")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
     texts = review_texts(args.requests)
     bodies = [json.dumps({"items": [t]}, ensure_ascii=False).encode() for t in texts]
-    print("%s; server: %d model threads, max_batch_size %d, max_wait_ms %g, model_process %s; "
-          "%d reviews of %.0f characters on average (at most %d tokens)"
-          % (cpu_description(), args.threads, args.max_batch_size, args.max_wait_ms,
-             args.model_process or "default", len(texts), np.mean([len(t) for t in texts]),
-             args.max_seq_len), flush=True)
+    print("%s; server: %d model threads, %s, max_batch_size %d, max_wait_ms %g, model_process "
+          "%s; %d reviews of %.0f characters on average (at most %d tokens)"
+          % (cpu_description(), args.threads, args.precision, args.max_batch_size,
+             args.max_wait_ms, args.model_process or "default", len(texts),
+             np.mean([len(t) for t in texts]), args.max_seq_len), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for shape in args.shapes.split(","):
@@ -237,7 +240,7 @@ def main():
             export_random_folder(shape, folder, workdir, args.max_seq_len)
             print("%s:" % shape, flush=True)
             alone = model_alone(folder, texts, args.threads, args.max_batch_size,
-                                args.seconds)
+                                args.seconds, args.precision)
             print("  the model alone (serving.api in this process): %.1f texts/s one a call, "
                   "%.1f texts/s %d a call" % (alone[0], alone[1], args.max_batch_size),
                   flush=True)

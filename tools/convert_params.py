@@ -15,8 +15,9 @@ SRC is detected by content: a 2019 parameter directory (or a model directory hol
 outputs in config.json (LABEL_i without one).
 
 From a HF directory, `--to paddle2019 DST` writes the model folder DST the task scripts take as
-MODEL_PATH: DST/params, DST/ernie_config.json (config.json converted back) and the HF
-vocab.txt; a DST named `params` is that folder's params/, the other two written beside it.
+MODEL_PATH: DST/params, DST/ernie_config.json (config.json converted back), the HF vocab.txt
+and, for a classifier or tagger whose config.json names its labels (id2label), label_map.json;
+a DST named `params` is that folder's params/, config and vocabulary written beside it.
 """
 import json
 import os
@@ -45,7 +46,7 @@ from utils.format_hf import (
     write_hf_dir,
 )
 
-MODEL_DIR_FILES = ("params", "ernie_config.json", "vocab.txt")  # a 2019 MODEL_PATH
+MODEL_DIR_FILES = ("params", "ernie_config.json", "vocab.txt", "label_map.json")
 
 
 def _parser():
@@ -108,9 +109,28 @@ def _tokenizer_files(args, src, ernie_config):
                               ernie_config["max_position_embeddings"], source=where(path))
 
 
-def _write_model_dir(params, ernie_config, src, dst):
-    """A whole 2019 MODEL_PATH from a HF directory: DST/params, DST/ernie_config.json and
-    SRC's vocab.txt, replacing a DST that holds nothing else."""
+def _label_map(params, hf_cfg):
+    """The 2019 label map {name: id} of a HF classifier or tagger, or None (no such head, or
+    transformers' default names LABEL_0, ..., which name nothing): config.json's label2id,
+    which keeps the aliases a 2019 map may have (several names of one id), when it agrees
+    with id2label; else id2label turned round."""
+    id2label = hf_cfg.get("id2label") or {}
+    if not any(k in params for k in ("_cls_out_w", "cls_seq_label_out_w")) or not id2label:
+        return None
+    names = {int(i): str(name) for i, name in id2label.items()}
+    if all(name == "LABEL_%d" % i for i, name in names.items()):
+        return None
+    label2id = hf_cfg.get("label2id") or {}
+    if all(label2id.get(name) == i for i, name in names.items()) and \
+            set(label2id.values()) <= set(names):
+        return {str(k): int(v) for k, v in sorted(label2id.items(), key=lambda kv: kv[1])}
+    return {name: i for i, name in sorted(names.items())}
+
+
+def _write_model_dir(params, ernie_config, hf_cfg, src, dst):
+    """A whole 2019 MODEL_PATH from a HF directory: DST/params, DST/ernie_config.json,
+    SRC's vocab.txt and, for a classifier or tagger with label names, label_map.json (the
+    --label_map_config of the task scripts), replacing a DST that holds nothing else."""
     dst = os.path.normpath(dst)
     if os.path.isdir(dst):
         other = sorted(set(os.listdir(dst)) - set(MODEL_DIR_FILES))
@@ -124,14 +144,19 @@ def _write_model_dir(params, ernie_config, src, dst):
     else:
         load_vocab(vocab)  # a vocabulary the toolkit cannot read stops here, not in a task
     _note_cased(src)
+    label_map = _label_map(params, hf_cfg)
     with atomic_dir(dst) as tmp:
         save_params(params, os.path.join(tmp, "params"), "paddle2019")
         with open(os.path.join(tmp, "ernie_config.json"), "w", encoding="utf-8") as f:
             f.write(json.dumps(ernie_config, indent=2, sort_keys=True) + "\n")
         if vocab:
             shutil.copyfile(vocab, os.path.join(tmp, "vocab.txt"))
-    print("Wrote %d parameters, ernie_config.json%s to %s"
-          % (len(params), " and vocab.txt" if vocab else "", dst))
+        if label_map:
+            with open(os.path.join(tmp, "label_map.json"), "w", encoding="utf-8") as f:
+                f.write(json.dumps(label_map, ensure_ascii=False, indent=1) + "\n")
+    written = ["ernie_config.json"] + ["vocab.txt"] * bool(vocab) + \
+        ["label_map.json"] * bool(label_map)
+    print("Wrote %d parameters, %s to %s" % (len(params), ", ".join(written), dst))
     return 0
 
 
@@ -203,7 +228,7 @@ def main(argv):
 
     if hf_cfg is not None and args.to == "paddle2019" and \
             os.path.basename(os.path.normpath(dst)) != "params":
-        return _write_model_dir(params, ernie_config, src, dst)
+        return _write_model_dir(params, ernie_config, hf_cfg, src, dst)
 
     # 2019 outputs: from a HF source, also write the converted ernie_config.json beside.
     cfg_path = cfg_text = None

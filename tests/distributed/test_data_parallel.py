@@ -111,3 +111,27 @@ def test_a_dead_trainer_fails_the_job(setup, tmp_path):
     assert error in (tmp_path / "log" / "workerlog.1").read_text()
     assert error in result.stdout, result.stdout[-3000:]
     assert not (tmp_path / "ckpt").exists() or not list((tmp_path / "ckpt").glob("step_*"))
+
+
+@pytest.mark.slow
+def test_two_trainers_refuse_a_checkpoints_folder_a_live_run_holds(setup, tmp_path):
+    """Only trainer 0 takes the --checkpoints lock: it stops with the one-line error, and the
+    launcher takes trainer 1 down with it (no trainer waits for it forever)."""
+    ckpt = tmp_path / "ckpt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from utils.resume import hold_checkpoints\n"
+         "with hold_checkpoints(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)",
+         str(ckpt)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = launch(2, classifier_args(setup, 8, ckpt), tmp_path / "log", timeout=240)
+        assert holder.poll() is None  # the live run is untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode != 0
+    log0 = (tmp_path / "log" / "workerlog.0").read_text()
+    error = "error: --checkpoints %s: in use by a live run (pid %d)" % (ckpt, holder.pid)
+    assert error in log0, log0[-2000:]
+    assert "Traceback" not in log0
+    assert not list(ckpt.glob("step_*"))

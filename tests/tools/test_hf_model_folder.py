@@ -54,8 +54,12 @@ def test_model_folder_round_trip(tmp_path, capsys):
     code, out, err = cli([tmp_path / "hf", back, "--to", "paddle2019"], capsys)
     assert code == 0, err
     assert "note: " in err and "do_lower_case false" in err    # the cased tokenizer
-    assert sorted(p.name for p in back.iterdir()) == ["ernie_config.json", "params",
-                                                      "vocab.txt"]
+    assert sorted(p.name for p in back.iterdir()) == ["ernie_config.json", "label_map.json",
+                                                      "params", "vocab.txt"]
+    # the label names come back as the 2019 label map, aliases too
+    assert json.loads((back / "label_map.json").read_text()) == {"a": 0, "b": 1, "c": 2,
+                                                                 "cc": 2}
+    assert "label_map.json" in out
     assert_same(read_legacy_dir(back / "params"), params)
     assert json.loads((back / "ernie_config.json").read_text()) == cfg
     assert load_vocab(back / "vocab.txt") == load_vocab(tmp_path / "m" / "vocab.txt")
@@ -67,6 +71,11 @@ def test_model_folder_round_trip(tmp_path, capsys):
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "m2").iterdir()) == ["ernie_config.json",
                                                                     "params", "vocab.txt"]
+    # a tagger without label names (LABEL_i) gets no label map
+    model_dir(tmp_path / "ner", heads=("ner",), num_labels=4)
+    assert cli([tmp_path / "ner", tmp_path / "ner_hf", "--to", "hf"], capsys)[0] == 0
+    assert cli([tmp_path / "ner_hf", tmp_path / "ner_back", "--to", "paddle2019"], capsys)[0] == 0
+    assert not (tmp_path / "ner_back" / "label_map.json").exists()
     assert (tmp_path / "m2" / "vocab.txt").read_bytes() == \
         (tmp_path / "hf" / "vocab.txt").read_bytes()
 
