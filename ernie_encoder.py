@@ -26,12 +26,11 @@ paddle_env.apply()  # before Paddle loads: it reads these settings once
 from finetune.predict import run_in_length_order
 from model.ernie import ErnieConfig, check_against_config
 from reader.task_reader import ExtractEmbeddingReader
-from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
+from serving.folder import ExportPlan, export_once, is_model_folder, script_predictor, use_folder
 from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import atomic_path, check_output_dir
-from utils.inference import Predictor, cpu_precision
 
 
 def build_parser():
@@ -53,7 +52,7 @@ def main(argv):
         if not getattr(args, name):
             raise UsageError("--%s is required" % name)
     check_files(args, "init_pretraining_params", "ernie_config_path", "vocab_path", "data_set",
-                "sentence_piece_model")
+                "sentence_piece_model", "calibration_set")
     check_positive(args, "batch_size", "max_seq_len", "cpu_threads")
     check_output_dir("--output_dir", args.output_dir)  # before any work, creating nothing
     config = ErnieConfig(args.ernie_config_path)
@@ -74,9 +73,8 @@ def main(argv):
                           tokenizer=args.tokenizer,
                           sentence_piece_model=args.sentence_piece_model)
         prefix = export_once(plan, os.path.join(args.output_dir, "inference_model"))
-    precision = cpu_precision(args.precision, args.use_cuda)
-    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
-                          precision=precision)
+    predictor = script_predictor(args, os.path.dirname(prefix), prefix, "encode", reader,
+                                 "data_set", lambda n: records[:n])
 
     def per_example(outputs, feed):
         seq_out, pooled = outputs

@@ -26,12 +26,11 @@ from finetune.predict import inference_model_dir
 from finetune.sequence_label import predict_labels, write_predictions
 from model.ernie import ErnieConfig, check_against_config
 from reader.task_reader import SequenceLabelReader
-from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
+from serving.folder import ExportPlan, export_once, is_model_folder, script_predictor, use_folder
 from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import check_output_dir, check_output_file
-from utils.inference import Predictor, cpu_precision
 
 
 def build_parser():
@@ -60,7 +59,7 @@ def main(argv):
         if not getattr(args, name):
             raise UsageError("--%s is required" % name)
     check_files(args, "init_checkpoint", "ernie_config_path", "vocab_path", "predict_set",
-                "label_map_config", "sentence_piece_model")
+                "label_map_config", "sentence_piece_model", "calibration_set")
     check_positive(args, "batch_size", "max_seq_len", "num_labels", "cpu_threads")
     if not args.do_prediction:
         return 0
@@ -96,9 +95,9 @@ def main(argv):
             task_id=args.task_id if args.ernie_version == "2.0" else 0)
         prefix = export_once(plan, out_dir)
     print("load inference model from %s" % out_dir)
-    precision = cpu_precision(args.precision, args.use_cuda)
-    predictor = Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
-                          precision=precision)
+    predictor = script_predictor(
+        args, out_dir, prefix, "tag", reader, "predict_set",
+        lambda n: [r for ex in examples[:n] for _, _, r in reader.window_records(ex)])
     preds = predict_labels(reader, examples, predictor, args.batch_size)
 
     if args.output_file:

@@ -37,7 +37,9 @@ def load(folder, num_threads=None, batch_size=32, predictor=True, precision="fp3
     whose files are missing or changed. `predictor=False` loads its tokenizer and settings
     only (token_count, not predict; no Paddle): the server's when a worker process predicts.
     `precision`: "fp32", "bf16" or "int8" (as the prediction scripts' --precision; a CPU
-    without the instructions runs fp32 after a notice on stderr)."""
+    without the instructions runs fp32 after a notice on stderr). int8 runs the folder's int8
+    programs, which `python -m serving.export --precision int8 --calibration_set FILE` (or a
+    prediction script run with --precision int8 on the folder) adds."""
     return Model(str(folder), num_threads=num_threads, batch_size=batch_size,
                  predictor=predictor, precision=precision)
 
@@ -88,17 +90,30 @@ class Model(object):
         if predictor:
             from utils.inference import cpu_precision  # loads Paddle
             self.precision = cpu_precision(precision, what="precision")
-            self._predictor = self._load_predictor(self.manifest["programs"]["task"])
+            if self.precision == "int8" and "int8" not in self.manifest:
+                from utils.errors import DataError
+                raise DataError("%s: no int8 program in this model folder; add one with python "
+                                "-m serving.export ... --precision int8 --calibration_set FILE"
+                                % folder)
+            self._predictor = self._load_predictor("task")
         self._encoder = self._predictor if self.task == "encode" else None
         self._encode_reader = self._reader if self.task == "encode" else None
 
     def _path(self, name):
         return os.path.join(self.folder, name)
 
-    def _load_predictor(self, program):
+    @property
+    def reader(self):
+        """The batch scripts' reader of the folder's task, with the folder's settings."""
+        return self._reader
+
+    def _load_predictor(self, which):
+        """The Predictor of the folder's "task" or "encoder" program at self.precision."""
         from utils.inference import Predictor
-        return Predictor(self._path(program), use_cuda=False, num_threads=self.num_threads,
-                         precision=self.precision)
+        programs = self.manifest["int8"]["programs"] if self.precision == "int8" else \
+            self.manifest["programs"]
+        return Predictor(self._path(programs[which]), use_cuda=False,
+                         num_threads=self.num_threads, precision=self.precision)
 
     def __repr__(self):
         return "<serving.api.Model %s task=%s>" % (self.folder, self.task)
@@ -256,7 +271,7 @@ class Model(object):
             with self._lock:
                 if self._encoder is None:
                     self._encode_reader = self._make_reader("encode")
-                    self._encoder = self._load_predictor(self.manifest["programs"]["encoder"])
+                    self._encoder = self._load_predictor("encoder")
         reader = self._encode_reader
         records = [self._pair_record(reader, t, i) for i, t in enumerate(texts)]
 

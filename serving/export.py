@@ -3,15 +3,18 @@
     python -m serving.export --init_checkpoint checkpoints/step_N --task classify \
         --ernie_config_path ernie_config.json --vocab_path vocab.txt \
         [--label_map_config label_map.json] [--num_labels 2] [--max_seq_len 128] \
-        --output_dir my_model
+        [--precision int8 --calibration_set inputs.tsv] --output_dir my_model
 
 --task: classify, regress, tag (sequence labelling), mrc (reading comprehension) or encode
 (embeddings only; --init_checkpoint may then be pretraining parameters, e.g. MODEL_PATH/params).
-The folder is written atomically: a failed export leaves --output_dir as it was.
+The folder is written atomically: a failed export leaves --output_dir as it was. With
+--precision int8 the int8 programs are added to it after (serving/int8.py); if that fails the
+folder stays as exported, in fp32.
 """
 from serving.folder import MANIFEST, TASKS, export_folder, read_manifest
 from utils import paddle_env
 from utils.args import (
+    PRECISIONS,
     ArgumentGroup,
     ArgumentParser,
     check_files,
@@ -47,6 +50,13 @@ def build_parser():
     mrc_g.add_arg("max_query_length", int, 64, "Question tokens kept.")
     mrc_g.add_arg("n_best_size", int, 20, "Candidate starts and ends considered.")
     mrc_g.add_arg("max_answer_length", int, 100, "Longest answer in tokens.")
+    int8_g = ArgumentGroup(parser, "precision", "reduced precision.")
+    int8_g.add_arg("precision", str, "fp32", "int8: also write int8 programs, calibrated on "
+                   "--calibration_set (fp32 and bf16 need nothing at export).",
+                   choices=list(PRECISIONS))
+    int8_g.add_arg("calibration_set", str, None,
+                   "Inputs in the task's prediction input format (mrc: a SQuAD json), the "
+                   "first 300 examples of which calibrate int8.")
     return parser
 
 
@@ -59,7 +69,9 @@ def main(argv):
         if not getattr(args, name):
             raise UsageError("--%s is required" % name)
     check_files(args, "init_checkpoint", "ernie_config_path", "vocab_path", "label_map_config",
-                "sentence_piece_model")
+                "sentence_piece_model", "calibration_set")
+    if args.precision == "int8" and not args.calibration_set:
+        raise UsageError("--precision int8 needs --calibration_set (a few hundred inputs)")
     check_positive(args, "max_seq_len", "num_labels", "doc_stride", "max_query_length",
                    "n_best_size", "max_answer_length")
     check_output_dir("--output_dir", args.output_dir)
@@ -83,6 +95,13 @@ def main(argv):
                   do_lower_case=args.do_lower_case, for_cn=args.for_cn,
                   tokenizer=args.tokenizer, sentence_piece_model=args.sentence_piece_model,
                   task_id=args.task_id, mrc=mrc)
+    if args.precision == "int8":
+        import serving.api
+        from serving.int8 import calibration_records, ensure_int8
+        reader = serving.api.load(args.output_dir, predictor=False).reader
+        ensure_int8(args.output_dir, args.calibration_set,
+                    lambda: calibration_records(args.task, reader, args.calibration_set),
+                    reader.pad_batch)
     manifest = read_manifest(args.output_dir)
     print("model folder for task %s written to %s (%s lists %d files)"
           % (manifest["task"], args.output_dir, MANIFEST, len(manifest["files"])))

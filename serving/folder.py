@@ -17,7 +17,9 @@ output id, "0".."N-1" without a label map; null for regress, mrc, encode), "toke
 "mrc" (doc_stride, max_query_length, n_best_size, max_answer_length; mrc only), "programs"
 ({"task": prefix, "encoder": prefix}), "source_checkpoint" ({"path", "files": {name:
 [size, mtime_ns]}}: what the prediction scripts compare to export once), "files" ({name:
-sha256} of every other file)}.
+sha256} of every other file), and once int8 programs are added (serving/int8.py), "int8"
+({"programs": {"task": prefix, "encoder": prefix}, "calibration": {"file", "sha256",
+"examples" (model inputs: a long tag input counts once per window), "method"}})}.
 
 `export_folder` writes a folder atomically; `read_manifest` checks one; `is_model_folder`
 tells one from a checkpoint.
@@ -25,6 +27,7 @@ tells one from a checkpoint.
 import json
 import os
 import shutil
+import sys
 
 from utils.errors import DataError, UsageError
 from utils.fileio import sha256
@@ -165,10 +168,12 @@ class ExportPlan(object):
             manifest = read_manifest(folder)
         except DataError:
             return False
-        if {k: v for k, v in manifest.items() if k != "files"} != self.manifest:
+        if {k: v for k, v in manifest.items() if k not in ("files", "int8")} != self.manifest:
             return False
         files = manifest["files"]
-        copied = {n for n in files if not n.startswith(("model.", "encoder."))}
+        programs = ("model.", "encoder.") + tuple(manifest.get("int8", {}).get("programs",
+                                                                                {}).values())
+        copied = {n for n in files if not n.startswith(programs)}
         return copied == set(self.copies) and all(sha256(src) == files[name]
                                                   for name, src in self.copies.items())
 
@@ -298,3 +303,32 @@ def use_folder(args, argv, flag, tasks):
         setattr(args, name, value)
     program = "encoder" if tasks == ("encode",) else manifest["programs"]["task"]
     return manifest, os.path.join(folder, program)
+
+
+def script_predictor(args, folder, prefix, task, reader, input_flag, input_records):
+    """The Predictor of a prediction script: `prefix` (the task's fp32 program in the model
+    folder `folder`) at --precision, as far as this CPU has it. For int8, the folder's int8
+    program, calibrated first when it has none or --calibration_set is another file: on the
+    first CALIBRATION_EXAMPLES of --calibration_set, else of the script's own input (the flag
+    `input_flag`; input_records(n) gives the records of its first n examples)."""
+    from utils.inference import Predictor, cpu_precision
+    precision = cpu_precision(args.precision, args.use_cuda)
+    if precision == "int8":
+        from serving.int8 import CALIBRATION_EXAMPLES, calibration_records, ensure_int8
+        if args.calibration_set:
+            path = args.calibration_set
+
+            def make_records():
+                return calibration_records(task, reader, path)
+        else:
+            path = getattr(args, input_flag)
+
+            def make_records():
+                print("notice: no --calibration_set: int8 is calibrated on the first %d "
+                      "examples of --%s" % (CALIBRATION_EXAMPLES, input_flag), file=sys.stderr)
+                return input_records(CALIBRATION_EXAMPLES)
+        prefix = ensure_int8(folder, path, make_records, reader.pad_batch, args.batch_size,
+                             reuse_any=not args.calibration_set,
+                             which="encoder" if task == "encode" else "task")
+    return Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
+                     precision=precision)

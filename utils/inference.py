@@ -6,8 +6,10 @@ inputs to the list of outputs.
 
 Precision on CPU (`--precision` of the prediction scripts, the API and the server): "fp32";
 "bf16", oneDNN's bfloat16 kernels for the matmuls and most other ops (inputs and outputs stay
-float32); "int8", a program quantized after training (utils/int8.py), whose prefix the caller
-passes. A CPU without the instructions a precision needs runs fp32 and says so in one line.
+float32); "int8", a program quantized after training by serving/int8.py (its files are
+int8_model_files(prefix): Paddle's older program format, which the old executor runs with
+oneDNN's int8 kernels; Paddle 3's own inference passes have no int8 step on CPU). A CPU
+without the instructions a precision needs runs fp32 and says so in one line.
 """
 import os
 import sys
@@ -30,6 +32,11 @@ def export(layer, prefix, input_spec):
     with eval_mode(layer):
         paddle.jit.save(layer, prefix, input_spec=input_spec)
     return prefix
+
+
+def int8_model_files(prefix):
+    """The program and parameter files of the int8 program at `prefix`."""
+    return prefix + ".pdmodel", prefix + ".pdiparams"
 
 
 def _cpu_has(precision):
@@ -64,14 +71,15 @@ class Predictor(object):
     """A Paddle Inference predictor over an exported program, on CPU (or GPU when asked).
 
     precision (CPU only): "fp32", "bf16" (oneDNN bfloat16), or "int8" for a program that
-    utils.int8 quantized. Callers pass what cpu_precision() returned."""
+    serving.int8 quantized at `prefix`. Callers pass what cpu_precision() returned."""
 
     def __init__(self, prefix, use_cuda=False, num_threads=None, use_mkldnn=True,
                  precision="fp32"):
         if precision not in PRECISIONS:
             raise ValueError("precision must be one of %s, got %r"
                              % (", ".join(PRECISIONS), precision))
-        model_file, params_file = prefix + ".json", prefix + ".pdiparams"
+        model_file, params_file = int8_model_files(prefix) if precision == "int8" else \
+            (prefix + ".json", prefix + ".pdiparams")
         for path in (model_file, params_file):
             if not os.path.exists(path):
                 raise DataError("%s: inference model file not found" % path)
@@ -91,8 +99,9 @@ class Predictor(object):
             if precision == "bf16":
                 config.enable_mkldnn_bfloat16()
             elif precision == "int8":
-                from utils.int8 import configure_int8
-                configure_int8(config)
+                # the old executor and its graph passes, which map `fc` onto oneDNN's kernels
+                config.enable_new_ir(False)
+                config.switch_ir_optim(True)
         self.predictor = inference.create_predictor(config)
         self.input_names = self.predictor.get_input_names()
 

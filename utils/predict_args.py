@@ -18,6 +18,10 @@ def build_parser(description, data_description="input and output.", max_seq_len=
     data_g.add_arg("do_lower_case", bool, True, "Lower-case and strip accents.")
     data_g.add_arg("tokenizer", str, "FullTokenizer", "Tokenizer name.")
     data_g.add_arg("sentence_piece_model", str, None, "(ours) SentencePiece model file.")
+    data_g.add_arg("calibration_set", str, None,
+                   "(ours) --precision int8: inputs in the prediction input's format whose "
+                   "first 300 examples calibrate it (default: those of the input). Saved "
+                   "with the exported model and reused.")
     run_g = ArgumentGroup(parser, "run_type", "where to run.")
     run_g.add_arg("use_cuda", bool, True, "Run on GPU.")
     run_g.add_arg("cpu_threads", int, None, "(ours) CPU threads (default: all cores).")
