@@ -34,6 +34,25 @@ def export(layer, prefix, input_spec):
     return prefix
 
 
+# oneDNN's int8 fc keeps a converted copy of its weights for every input shape it meets, for
+# the life of the process (a predictor made anew does not free them): int8 inputs are padded
+# to a few shapes, lengths to a multiple of INT8_LENGTH_STEP and batches to one of
+# INT8_BATCH_SIZES (or a multiple of the last), so that a run meets max_seq_len / 32 lengths.
+INT8_LENGTH_STEP = 32
+INT8_BATCH_SIZES = (1, 8, 32)
+
+
+def _int8_padded(feed):
+    """`feed` padded to the int8 shapes (padding: id 0, input_mask 0, which the model
+    ignores), and its batch size before padding."""
+    batch, length = next(iter(feed.values())).shape[:2]
+    step = INT8_BATCH_SIZES[-1]
+    rows = next((b for b in INT8_BATCH_SIZES if b >= batch), -(-batch // step) * step)
+    cols = -(-length // INT8_LENGTH_STEP) * INT8_LENGTH_STEP
+    return {name: np.pad(array, [(0, rows - batch), (0, cols - length)])
+            for name, array in feed.items()}, batch
+
+
 def int8_model_files(prefix):
     """The program and parameter files of the int8 program at `prefix`."""
     return prefix + ".pdmodel", prefix + ".pdiparams"
@@ -106,13 +125,18 @@ class Predictor(object):
         self.input_names = self.predictor.get_input_names()
 
     def run(self, feed):
-        """feed: {input name: numpy array}; returns the outputs as numpy arrays, in order."""
+        """feed: {input name: numpy array}; returns the outputs as numpy arrays, in order.
+        int8: the inputs are padded (see _int8_padded) and the outputs have the given batch
+        size but the padded length, which callers cut to each example's length anyway."""
+        batch = None
+        if self.precision == "int8":
+            feed, batch = _int8_padded({n: np.asarray(feed[n]) for n in self.input_names})
         for name in self.input_names:
             handle = self.predictor.get_input_handle(name)
             array = np.ascontiguousarray(feed[name])
             handle.reshape(array.shape)
             handle.copy_from_cpu(array)
         self.predictor.run()
-        return [self.predictor.get_output_handle(name).copy_to_cpu()
+        return [self.predictor.get_output_handle(name).copy_to_cpu()[:batch]
                 for name in self.predictor.get_output_names()]
 
