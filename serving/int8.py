@@ -27,6 +27,7 @@ utils.inference.Predictor(prefix, precision="int8") runs it.
 """
 import json
 import os
+import sys
 
 import numpy as np
 import paddle
@@ -373,3 +374,31 @@ def ensure_int8(folder, calibration_path, make_records, pad_batch, batch_size=32
         remove_quietly(os.path.join(folder, name))
     print("int8 program saved to %s" % folder)
     return folder_int8_prefix(folder, manifest, which)
+
+
+def script_predictor(args, folder, prefix, task, reader, input_flag, input_records):
+    """The Predictor of a prediction script: `prefix` (the task's fp32 program in the model
+    folder `folder`) at --precision, as far as this CPU has it. For int8, the folder's int8
+    program, calibrated first when it has none or --calibration_set is another file: on the
+    first CALIBRATION_EXAMPLES of --calibration_set, else of the script's own input (the flag
+    `input_flag`; input_records(n) gives the records of its first n examples)."""
+    from utils.inference import Predictor, cpu_precision
+    precision = cpu_precision(args.precision, args.use_cuda)
+    if precision == "int8":
+        if args.calibration_set:
+            path = args.calibration_set
+
+            def make_records():
+                return calibration_records(task, reader, path)
+        else:
+            path = getattr(args, input_flag)
+
+            def make_records():
+                print("notice: no --calibration_set: int8 is calibrated on the first %d "
+                      "examples of --%s" % (CALIBRATION_EXAMPLES, input_flag), file=sys.stderr)
+                return input_records(CALIBRATION_EXAMPLES)
+        prefix = ensure_int8(folder, path, make_records, reader.pad_batch, args.batch_size,
+                             reuse_any=not args.calibration_set,
+                             which="encoder" if task == "encode" else "task")
+    return Predictor(prefix, use_cuda=args.use_cuda, num_threads=args.cpu_threads,
+                     precision=precision)
