@@ -60,28 +60,33 @@ def run(script, args):
     return time.perf_counter() - start, notices
 
 
-def precision_flags(precision, calibration):
-    flags = ["--precision", precision]
+def predict(args, precision, work, task_dir, script, flags):
+    """Run `script` on the test set of DATA/task_dir (text only) at `precision` (int8
+    calibrated on the dev set's first --calibration_lines); returns (the test set's header
+    and rows, the output's rows, seconds, notices)."""
+    header, rows = read_tsv(os.path.join(args.data_dir, task_dir, "test.tsv"))
+    dev_header, dev_rows = read_tsv(os.path.join(args.data_dir, task_dir, "dev.tsv"))
+    data = write_texts(os.path.join(work, task_dir + "_test.tsv"), header, rows, ["text_a"])
+    out = os.path.join(work, "%s_%s.tsv" % (task_dir, precision))
+    flags = flags + ["--precision", precision]
     if precision == "int8":
-        flags += ["--calibration_set", calibration]
-    return flags
+        flags += ["--calibration_set", write_texts(
+            os.path.join(work, task_dir + "_calibration.tsv"), dev_header,
+            dev_rows[:args.calibration_lines], ["text_a"])]
+    seconds, notices = run(script, [
+        "--use_cuda", "false", "--ernie_config_path",
+        os.path.join(args.model_path, "ernie_config.json"),
+        "--vocab_path", os.path.join(args.model_path, "vocab.txt"), "--predict_set", data,
+        "--output_file", out, "--save_inference_model_path", os.path.join(work, "inference"),
+        "--cpu_threads", args.threads] + flags)
+    return header, rows, read_rows(out), seconds, notices
 
 
 def sentiment(args, precision, work):
-    header, rows = read_tsv(os.path.join(args.data_dir, "chnsenticorp", "test.tsv"))
-    dev_header, dev_rows = read_tsv(os.path.join(args.data_dir, "chnsenticorp", "dev.tsv"))
-    data = write_texts(os.path.join(work, "sentiment_test.tsv"), header, rows, ["text_a"])
-    calibration = write_texts(os.path.join(work, "sentiment_calibration.tsv"), dev_header,
-                              dev_rows[:args.calibration_lines], ["text_a"])
-    out = os.path.join(work, "sentiment_%s.tsv" % precision)
-    seconds, notices = run("predict_classifier.py", [
-        "--use_cuda", "false", "--init_checkpoint", args.sentiment_checkpoint,
-        "--ernie_config_path", os.path.join(args.model_path, "ernie_config.json"),
-        "--vocab_path", os.path.join(args.model_path, "vocab.txt"), "--max_seq_len",
-        args.sentiment_max_seq_len, "--num_labels", "2", "--predict_set", data,
-        "--output_file", out, "--save_inference_model_path", os.path.join(work, "inference"),
-        "--cpu_threads", args.threads] + precision_flags(precision, calibration))
-    predicted = read_rows(out)
+    header, rows, predicted, seconds, notices = predict(
+        args, precision, work, "chnsenticorp", "predict_classifier.py",
+        ["--init_checkpoint", args.sentiment_checkpoint, "--num_labels", "2",
+         "--max_seq_len", args.sentiment_max_seq_len])
     probs = np.array([[float(x) for x in r[:-1]] for r in predicted])
     gold = np.array([int(r[header.index("label")]) for r in rows])
     return {"probs": probs, "acc": float(np.mean(probs.argmax(1) == gold)),
@@ -91,25 +96,14 @@ def sentiment(args, precision, work):
 def ner(args, precision, work):
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
-    header, rows = read_tsv(os.path.join(args.data_dir, "msra_ner", "test.tsv"))
-    dev_header, dev_rows = read_tsv(os.path.join(args.data_dir, "msra_ner", "dev.tsv"))
-    data = write_texts(os.path.join(work, "ner_test.tsv"), header, rows, ["text_a"])
-    calibration = write_texts(os.path.join(work, "ner_calibration.tsv"), dev_header,
-                              dev_rows[:args.calibration_lines], ["text_a"])
-    out = os.path.join(work, "ner_%s.tsv" % precision)
-    seconds, notices = run("predict_sequence_labeling.py", [
-        "--use_cuda", "false", "--init_checkpoint", args.ner_checkpoint,
-        "--ernie_config_path", os.path.join(args.model_path, "ernie_config.json"),
-        "--vocab_path", os.path.join(args.model_path, "vocab.txt"),
-        "--label_map_config", os.path.join(args.data_dir, "msra_ner", "label_map.json"),
-        "--max_seq_len", args.ner_max_seq_len, "--predict_set", data, "--output_file", out,
-        "--save_inference_model_path", os.path.join(work, "inference"),
-        "--cpu_threads", args.threads] + precision_flags(precision, calibration))
-    predicted = read_rows(out)
+    header, rows, predicted, seconds, notices = predict(
+        args, precision, work, "msra_ner", "predict_sequence_labeling.py",
+        ["--init_checkpoint", args.ner_checkpoint, "--max_seq_len", args.ner_max_seq_len,
+         "--label_map_config", os.path.join(args.data_dir, "msra_ner", "label_map.json")])
     pred = [r[1].split("\x02") for r in predicted]
     gold = [r[header.index("label")].split("\x02") for r in rows]
     if [len(p) for p in pred] != [len(g) for g in gold]:
-        raise SystemExit("%s: predicted labels do not line up with the gold labels" % out)
+        raise SystemExit("msra_ner: predicted labels do not line up with the gold labels")
     return {"labels": pred, "f1": f1_score(gold, pred, mode="strict", scheme=IOB2),
             "seconds": seconds, "notices": notices}
 

@@ -358,6 +358,49 @@ def free_port():
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def served(folder, *flags):
+    """`python -m serving.server folder --port P *flags` in a process of its own; yields its
+    URL once /health answers (a server that exits first fails the test with its stderr)."""
+    import time
+
+    import httpx
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "serving.server", str(folder), "--port",
+                             str(port)] + [str(f) for f in flags],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        for _ in range(1200):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                httpx.get(url + "/health", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@contextlib.contextmanager
+def held_folder(path):
+    """A process that holds `path` as a live run's --checkpoints folder
+    (utils.resume.hold_checkpoints) for the body; yields the process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from utils.resume import hold_checkpoints\n"
+         "with hold_checkpoints(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)",
+         str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
 def run_script(*args, timeout=120):
     """(exit code, stderr lines) of `python <args>` run in the repository, as a user runs it."""
     proc = subprocess.run([sys.executable] + [str(a) for a in args], cwd=REPO,

@@ -24,6 +24,7 @@ from ernie_testkit import (
     Env,
     add_classifier_head,
     checkpoint_differences,
+    held_folder,
     run_classifier_argv,
     run_entry,
     run_mrc_argv,
@@ -352,21 +353,12 @@ def test_a_held_folder_is_refused(env, tmp_path):
 
 def test_lock_dies_with_a_killed_run(env, tmp_path):
     ckpt = tmp_path / "ckpt"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from utils.resume import hold_checkpoints\n"
-         "with hold_checkpoints(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)",
-         str(ckpt)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_folder(ckpt) as holder:
         with pytest.raises(UsageError, match=r"in use by a live run \(pid %d\)" % holder.pid):
             with hold_checkpoints(str(ckpt)):
                 pass
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
     assert (ckpt / LOCK_FILE).exists()      # left by the killed run, but not held
     code, _, err = run_entry("run_classifier", run_classifier_argv(env, checkpoints=ckpt),
                              tmp_path)

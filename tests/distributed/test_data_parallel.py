@@ -117,18 +117,11 @@ def test_a_dead_trainer_fails_the_job(setup, tmp_path):
 def test_two_trainers_refuse_a_checkpoints_folder_a_live_run_holds(setup, tmp_path):
     """Only trainer 0 takes the --checkpoints lock: it stops with the one-line error, and the
     launcher takes trainer 1 down with it (no trainer waits for it forever)."""
+    from ernie_testkit import held_folder
     ckpt = tmp_path / "ckpt"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from utils.resume import hold_checkpoints\n"
-         "with hold_checkpoints(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)",
-         str(ckpt)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_folder(ckpt) as holder:
         result = launch(2, classifier_args(setup, 8, ckpt), tmp_path / "log", timeout=240)
         assert holder.poll() is None  # the live run is untouched
-    finally:
-        holder.kill()
-        holder.wait()
     assert result.returncode != 0
     log0 = (tmp_path / "log" / "workerlog.0").read_text()
     error = "error: --checkpoints %s: in use by a live run (pid %d)" % (ckpt, holder.pid)

@@ -11,7 +11,7 @@ are about twice that; random probabilities (a wrong kernel, a mixed-up row) diff
 import numpy as np
 import pytest
 
-from ernie_testkit import REPO, free_port, run_entry, run_script, tiny_classify_folder
+from ernie_testkit import run_entry, run_script, served, tiny_classify_folder
 
 pytestmark = pytest.mark.slow
 
@@ -135,31 +135,12 @@ def test_the_prediction_scripts_refuse_an_unknown_precision_in_one_line():
 
 @needs_bf16
 def test_the_server_serves_in_bf16(tiny):
-    import subprocess
-    import sys
-    import time
-
     import httpx
     folder, texts = tiny
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "serving.server", str(folder), "--port",
-                             str(port), "--num_threads", "1", "--precision", "bf16"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = "http://127.0.0.1:%d" % port
-        for _ in range(1200):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            try:
-                httpx.get(url + "/health", timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with served(folder, "--num_threads", "1", "--precision", "bf16") as url:
         got = httpx.post(url + "/predict", json={"items": texts[:16]}, timeout=60).json()
-        np.testing.assert_allclose(probs(got["results"]),
-                                   probs(load(folder, "bf16").predict(texts[:16])), atol=1e-5)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    np.testing.assert_allclose(probs(got["results"]),
+                               probs(load(folder, "bf16").predict(texts[:16])), atol=1e-5)
 
 
 # ---- int8 ----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import uvicorn
 
-from ernie_testkit import free_port
 from serving.server import create_app
 
 
@@ -427,33 +426,16 @@ def test_a_model_process_on_a_real_folder_answers_as_in_process(tiny_folder):
 @pytest.mark.slow
 @pytest.mark.parametrize("model_process", ["true", "false"])
 def test_the_command_line_serves_a_folder_on_loopback(tiny_folder, model_process):
-    import subprocess
-    import sys
-
-    from ernie_testkit import REPO
+    from ernie_testkit import served
     folder, texts = tiny_folder
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "serving.server", str(folder), "--port",
-                             str(port), "--max_batch_size", "8", "--num_threads", "1",
-                             "--model_process", model_process],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = "http://127.0.0.1:%d" % port
-        for _ in range(1200):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            try:
-                health = httpx.get(url + "/health", timeout=5).json()
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with served(folder, "--max_batch_size", "8", "--num_threads", "1", "--model_process",
+                model_process) as url:
+        health = httpx.get(url + "/health", timeout=5).json()
         assert health == {"status": "ok", "task": "classify", "labels": ["neg", "neu", "pos"],
                           "max_seq_len": 48}
         r = httpx.post(url + "/predict", json={"items": texts[:3]}, timeout=60)
         assert [a["label"] for a in r.json()["results"]] == \
             [a["label"] for a in serving_api_predict(folder, texts[:3])]
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def serving_api_predict(folder, items):
