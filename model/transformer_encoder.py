@@ -30,7 +30,11 @@ def dropout(x, p, training):
     if not paddle.get_device().startswith("cpu"):
         return F.dropout(x, p=p, training=True)
     keep = paddle.randint(0, 1 << 24, paddle.shape(x)) >= int(round(p * (1 << 24)))
-    return x * (keep.astype(x.dtype) * (1.0 / (1.0 - p)))
+    # under autocast x may be bf16/fp16: an fp32 mask keeps the factor 1 / (1 - p) exact and
+    # makes the product fp32, which the residual sum after the encoder's dropouts needs anyway
+    # (Paddle's CPU kernels for elementwise bf16 work are slow)
+    low = x.dtype in (paddle.bfloat16, paddle.float16)
+    return x * (keep.astype("float32" if low else x.dtype) * (1.0 / (1.0 - p)))
 
 
 def _autocasting():
@@ -39,23 +43,53 @@ def _autocasting():
     return paddle.base.core._get_amp_attrs()._amp_level != paddle.base.core.AmpLevel.O0
 
 
+def _amp_dtype():
+    return paddle.base.core._get_amp_attrs()._amp_dtype
+
+
 class Linear(nn.Linear):
     """nn.Linear whose bias gradient comes from a matmul while training.
 
     On CPU, Paddle reduces the gradient of a broadcast `x @ W + b` over the B*L rows with a
     kernel two orders of magnitude slower than the same sum as a matmul; adding
     the bias as the product `ones[..., 1] @ b[1, out]` gives the same numbers and lets the
-    backward pass compute it as `ones^T @ grad`. Prediction and mixed precision keep the
-    plain add (under autocast it keeps the heads' outputs fp32, see utils/amp.py).
+    backward pass compute it as `ones^T @ grad`. Prediction keeps the plain add.
+
+    Under autocast the output is fp32 (the bias product in fp32), as the heads' outputs must
+    be (utils/amp.py), unless `low_precision_out`: the encoder's own layers, whose outputs
+    only feed other ops, keep the matmul's bf16/fp16 and spare the casts back and forth.
+
+    While training, inputs of more than two dimensions are multiplied as one [rows, in]
+    matrix: the gradient of a [B, L, in] x [in, out] matmul takes Paddle's broadcasting path,
+    one small product per batch row and a reduction, several times slower than one large
+    product (in bf16, where the oneDNN kernel does it, it dominated the step). Prediction
+    keeps the programs that the inference passes fuse.
     """
 
+    low_precision_out = False
+
     def forward(self, x):
+        if x.ndim <= 2 or not self.training:
+            return self._forward_rows(x)
+        # the leading dimensions are dynamic in a to_static program: take all but the last
+        # from x and infer the last
+        lead = [paddle.shape(x)[i] for i in range(x.ndim - 2)]
+        y = self._forward_rows(paddle.reshape(x, [-1, x.shape[-1]]))
+        return paddle.reshape(y, lead + [-1, y.shape[-1]])
+
+    def _forward_rows(self, x):
         y = paddle.matmul(x, self.weight)
         if self.bias is None:
             return y
-        if not self.training or _autocasting():
+        if not self.training:
             return y + self.bias
-        return y + paddle.matmul(paddle.ones_like(y[..., :1]), self.bias.unsqueeze(0))
+        if not _autocasting() or self.low_precision_out:
+            return y + paddle.matmul(paddle.ones_like(y[..., :1]), self.bias.unsqueeze(0))
+        # the bias product outside autocast stays fp32, and so does its sum with y
+        ones = paddle.ones_like(y[..., :1], dtype="float32")
+        with paddle.amp.auto_cast(enable=False, dtype=_amp_dtype()):
+            bias = paddle.matmul(ones, self.bias.unsqueeze(0))
+        return y + bias
 
 
 def named_linear(in_dim, out_dim, name, init):
@@ -64,6 +98,13 @@ def named_linear(in_dim, out_dim, name, init):
                      weight_attr=paddle.ParamAttr(name=name + ".w_0", initializer=init),
                      bias_attr=paddle.ParamAttr(name=name + ".b_0",
                                                 initializer=nn.initializer.Constant(0.0)))
+
+
+def encoder_linear(in_dim, out_dim, name, init):
+    """named_linear whose output may stay low precision under autocast (see Linear)."""
+    layer = named_linear(in_dim, out_dim, name, init)
+    layer.low_precision_out = True
+    return layer
 
 
 def named_layer_norm(dim, name):
@@ -93,7 +134,7 @@ class MultiHeadAttention(nn.Layer):
         self.query_fc = named_linear(hidden, hidden, name + "_query_fc", init)
         self.key_fc = named_linear(hidden, hidden, name + "_key_fc", init)
         self.value_fc = named_linear(hidden, hidden, name + "_value_fc", init)
-        self.output_fc = named_linear(hidden, hidden, name + "_output_fc", init)
+        self.output_fc = encoder_linear(hidden, hidden, name + "_output_fc", init)
         self.attn_dropout = attn_dropout
 
     def _split_heads(self, x):
@@ -101,13 +142,20 @@ class MultiHeadAttention(nn.Layer):
         return paddle.transpose(paddle.reshape(x, [0, -1, self.n_head, self.d_head]), [0, 2, 1, 3])
 
     def forward(self, x, attn_bias):
+        if self.training and _autocasting():
+            # one cast for the three projections (autocast would cast x for each); their
+            # outputs are fp32, for the fp32 transposes that split the heads
+            x = x.astype(_amp_dtype())
         # scaled before the split: on the contiguous [B, L, H] tensor, not a transposed view
         q = self._split_heads(self.query_fc(x) * (self.d_head ** -0.5))
         k = self._split_heads(self.key_fc(x))
         v = self._split_heads(self.value_fc(x))
         weights = F.softmax(paddle.matmul(q, k, transpose_y=True) + attn_bias)
         weights = dropout(weights, self.attn_dropout, self.training)
-        ctx = paddle.transpose(paddle.matmul(weights, v), [0, 2, 1, 3])
+        ctx = paddle.matmul(weights, v)
+        if ctx.dtype != paddle.float32:  # autocast: Paddle's CPU bf16 transpose is slow
+            ctx = ctx.astype("float32")
+        ctx = paddle.transpose(ctx, [0, 2, 1, 3])
         return self.output_fc(paddle.reshape(ctx, [0, -1, self.n_head * self.d_head]))
 
 
@@ -123,8 +171,8 @@ class EncoderLayer(nn.Layer):
                                             name + "_multi_head_att", init)
         self.post_att_norm = named_layer_norm(hidden, name + "_post_att")
         inner = ffn_size(cfg)
-        self.ffn_fc_0 = named_linear(hidden, inner, name + "_ffn_fc_0", init)
-        self.ffn_fc_1 = named_linear(inner, hidden, name + "_ffn_fc_1", init)
+        self.ffn_fc_0 = encoder_linear(hidden, inner, name + "_ffn_fc_0", init)
+        self.ffn_fc_1 = encoder_linear(inner, hidden, name + "_ffn_fc_1", init)
         self.post_ffn_norm = named_layer_norm(hidden, name + "_post_ffn")
         self.act = activation(cfg["hidden_act"])
         self.dropout = cfg["hidden_dropout_prob"]

@@ -35,8 +35,17 @@ Two properties of Paddle 3.3.1 that the callers rely on:
 * A to_static program whose *output* is a bf16 tensor crashes on CPU (segfault in
   CreateTensorFromValue). Every head of this toolkit ends in an fc whose fp32 bias add
   promotes the result to fp32, so their outputs are fp32 (tests/utils/test_amp.py checks it).
-  The oneDNN bf16 matmul gradient also crashes when one of the two inputs needs no gradient
-  (seen with data @ weight); in these models both inputs of every matmul always need one.
+  The oneDNN bf16 matmul gradient also crashed when one of the two inputs needed no
+  gradient (seen with data @ weight, data a program input); the only such matmuls here are
+  the bias products `ones @ b` of model.transformer_encoder.Linear, which train fine.
+
+Speed on CPU. A bf16 step beats fp32 only when little else than the matmuls runs in bf16:
+Paddle's CPU kernels for bf16 transposes, scales and broadcast reductions are several times
+slower than their fp32 ones, and every fp32/bf16 boundary costs a cast. So the encoder
+(model.transformer_encoder) multiplies [rows, in] matrices (the oneDNN gradient of a
+batched [B, L, in] x [in, out] product was the slowest kernel of the step), casts each
+layer input once, keeps the FFN and attention-output activations bf16 up to the dropout,
+and transposes in fp32.
 
 The loss scale and its counters are not in checkpoints: a resumed fp16 run starts again from
 --init_loss_scaling (2019 saved them with the persistables).
