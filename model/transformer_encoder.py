@@ -92,18 +92,14 @@ class Linear(nn.Linear):
         return y + bias
 
 
-def named_linear(in_dim, out_dim, name, init):
-    """fc with weight `<name>.w_0` [in, out] and bias `<name>.b_0`, as fluid's fc named them."""
-    return Linear(in_dim, out_dim,
-                     weight_attr=paddle.ParamAttr(name=name + ".w_0", initializer=init),
-                     bias_attr=paddle.ParamAttr(name=name + ".b_0",
-                                                initializer=nn.initializer.Constant(0.0)))
-
-
-def encoder_linear(in_dim, out_dim, name, init):
-    """named_linear whose output may stay low precision under autocast (see Linear)."""
-    layer = named_linear(in_dim, out_dim, name, init)
-    layer.low_precision_out = True
+def named_linear(in_dim, out_dim, name, init, low_precision_out=False):
+    """fc with weight `<name>.w_0` [in, out] and bias `<name>.b_0`, as fluid's fc named them;
+    `low_precision_out`: see Linear."""
+    layer = Linear(in_dim, out_dim,
+                   weight_attr=paddle.ParamAttr(name=name + ".w_0", initializer=init),
+                   bias_attr=paddle.ParamAttr(name=name + ".b_0",
+                                              initializer=nn.initializer.Constant(0.0)))
+    layer.low_precision_out = low_precision_out
     return layer
 
 
@@ -134,7 +130,8 @@ class MultiHeadAttention(nn.Layer):
         self.query_fc = named_linear(hidden, hidden, name + "_query_fc", init)
         self.key_fc = named_linear(hidden, hidden, name + "_key_fc", init)
         self.value_fc = named_linear(hidden, hidden, name + "_value_fc", init)
-        self.output_fc = encoder_linear(hidden, hidden, name + "_output_fc", init)
+        self.output_fc = named_linear(hidden, hidden, name + "_output_fc", init,
+                                      low_precision_out=True)
         self.attn_dropout = attn_dropout
 
     def _split_heads(self, x):
@@ -171,8 +168,10 @@ class EncoderLayer(nn.Layer):
                                             name + "_multi_head_att", init)
         self.post_att_norm = named_layer_norm(hidden, name + "_post_att")
         inner = ffn_size(cfg)
-        self.ffn_fc_0 = encoder_linear(hidden, inner, name + "_ffn_fc_0", init)
-        self.ffn_fc_1 = encoder_linear(inner, hidden, name + "_ffn_fc_1", init)
+        self.ffn_fc_0 = named_linear(hidden, inner, name + "_ffn_fc_0", init,
+                                     low_precision_out=True)
+        self.ffn_fc_1 = named_linear(inner, hidden, name + "_ffn_fc_1", init,
+                                     low_precision_out=True)
         self.post_ffn_norm = named_layer_norm(hidden, name + "_post_ffn")
         self.act = activation(cfg["hidden_act"])
         self.dropout = cfg["hidden_dropout_prob"]

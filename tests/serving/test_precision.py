@@ -12,18 +12,14 @@ import numpy as np
 import pytest
 
 from ernie_testkit import run_entry, run_script, served, tiny_classify_folder
+from utils.inference import _cpu_has  # what Predictor asks of the CPU
 
 pytestmark = pytest.mark.slow
 
 PROB_MAX, PROB_MEAN, AGREEMENT, RELATIVE = 0.08, 0.01, 0.97, 0.06
 
 
-def has_bf16():
-    from paddle.base import core
-    return core.supports_bfloat16_fast_performance()
-
-
-needs_bf16 = pytest.mark.skipif("not has_bf16()",
+needs_bf16 = pytest.mark.skipif("not _cpu_has('bf16')",
                                 reason="this CPU has no avx512_bf16: bf16 runs as fp32")
 
 
@@ -152,12 +148,8 @@ def test_the_server_serves_in_bf16(tiny):
 INT8_MEAN, INT8_AGREEMENT = 0.03, 0.95
 
 
-def has_vnni():
-    from paddle.base import core
-    return core.supports_vnni()
-
-
-needs_vnni = pytest.mark.skipif("not has_vnni()", reason="this CPU has no VNNI: int8 runs fp32")
+needs_vnni = pytest.mark.skipif("not _cpu_has('int8')",
+                                reason="this CPU has no VNNI: int8 runs fp32")
 
 
 def int8_manifest(folder):
@@ -251,7 +243,7 @@ def test_int8_needs_the_folders_int8_programs_or_its_checkpoint(tmp_path):
 
     from utils.errors import DataError
     folder, texts = tiny_classify_folder(tmp_path / "m")
-    if has_vnni():
+    if _cpu_has("int8"):
         with pytest.raises(DataError, match="no int8 program in this model folder; add one "
                                             "with python -m serving.export"):
             load(folder, "int8")
@@ -261,7 +253,7 @@ def test_int8_needs_the_folders_int8_programs_or_its_checkpoint(tmp_path):
     code, _, err = run_entry("predict_classifier", [
         "--use_cuda", "false", "--init_checkpoint", folder, "--predict_set", data,
         "--precision", "int8"], tmp_path)
-    if has_vnni():
+    if _cpu_has("int8"):
         assert code != 0 and len(err.strip().splitlines()) == 2, err  # the notice, the error
         assert "int8 calibration needs the checkpoint the folder was exported from" in err
         assert int8_manifest(folder) is None
