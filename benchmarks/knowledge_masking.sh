@@ -11,7 +11,7 @@
 #   SENT_EPOCH=3     sentiment fine-tuning epochs (NER: one epoch of the full training set)
 #   SENT_SEEDS="1 2 3"  fine-tuning seeds for sentiment (--random_seed); the table gives the
 #                    mean over the seeds, summary.md each seed too
-# Pretraining runs without dropout (20% faster); fine-tuning uses the config's dropout 0.1.
+# Data, vocabulary, model config and fine-tuning settings: benchmarks/small_ernie.sh.
 # Finished pretraining runs and fine-tunings are reused when the command runs again.
 set -eu
 cd "$(dirname "$0")/.."
@@ -23,33 +23,8 @@ PYTHON=${PYTHON:-python3}
 export PYTHON
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-DATA=$OUT/task_data
-
-if [ ! -f "$OUT/.done_data" ]; then
-    "$PYTHON" -m tools.prepare_data sentiment --output_dir "$DATA"
-    "$PYTHON" -m tools.prepare_data ner --output_dir "$DATA"
-    tail -n +2 "$DATA/chnsenticorp/train.tsv" | cut -f2 > "$OUT/reviews.txt"
-    mkdir -p "$OUT/vocab"
-    # one vocabulary for all three models: People's Daily and the training reviews
-    "$PYTHON" -m tools.pretrain_data vocab --output "$OUT/vocab/vocab.txt" --people_daily \
-        --input "$OUT/reviews.txt" --min_count 3
-    # the NER dev and test sentences stay out of the pretraining text
-    "$PYTHON" -m tools.pretrain_data people_daily --output_dir "$OUT/people_daily" \
-        --vocab_path "$OUT/vocab/vocab.txt" --max_seq_len 128 \
-        --exclude_sentences "$DATA/msra_ner/dev.tsv" "$DATA/msra_ner/test.tsv"
-    touch "$OUT/.done_data"
-fi
-
-model_dir() {  # model_dir NAME: a MODEL_PATH folder (vocab, config; params/ once pretrained)
-    mkdir -p "$OUT/$1"
-    cp "$OUT/vocab/vocab.txt" "$OUT/$1/vocab.txt"
-    cat > "$OUT/$1/ernie_config.json" <<EOF
-{"attention_probs_dropout_prob": 0.1, "hidden_act": "relu", "hidden_dropout_prob": 0.1,
- "hidden_size": 128, "initializer_range": 0.02, "max_position_embeddings": 513,
- "num_attention_heads": 4, "num_hidden_layers": 4, "type_vocab_size": 2,
- "vocab_size": $(grep -c . "$OUT/vocab/vocab.txt")}
-EOF
-}
+. benchmarks/small_ernie.sh
+prepare_data
 
 pretrain() {  # pretrain MASKING MASK_WORD_PROB: 1.1 = always word masking, 0.0 = always char
     # $OUT/MASKING holds the file lists and one model folder per step count (steps_N); the
@@ -73,8 +48,6 @@ pretrain() {  # pretrain MASKING MASK_WORD_PROB: 1.1 = always word masking, 0.0 
         echo "== $name carries on from $init"
         init="--init_checkpoint $init"
     fi
-    sed 's/_dropout_prob": 0.1/_dropout_prob": 0.0/g' "$OUT/$name/ernie_config.json" \
-        > "$OUT/$name/pretrain_config.json"
     TRAIN_FILELIST="$OUT/$1/train_filelist" VALID_FILELIST="$OUT/$1/valid_filelist" \
     VOCAB_PATH="$OUT/$name/vocab.txt" ERNIE_CONFIG_PATH="$OUT/$name/pretrain_config.json" \
     CHECKPOINTS="$OUT/$name/checkpoints" \
@@ -85,33 +58,6 @@ pretrain() {  # pretrain MASKING MASK_WORD_PROB: 1.1 = always word masking, 0.0 
         || { tail -n 5 "$OUT/$name/pretrain.log"; exit 1; }
     mv "$OUT/$name.export/params" "$OUT/$name/params"
     rm -rf "$OUT/$name.export"
-}
-
-finetune() {  # finetune MODEL TASK [SEED]: seed 1 (the default) logs to TASK.log
-    seed=${3:-1}
-    log="$OUT/$1/$2.log"
-    ckpt="$OUT/$1/ckpt_$2"
-    if [ "$seed" != 1 ]; then
-        log="$OUT/$1/$2_seed$seed.log"
-        ckpt="$OUT/$1/ckpt_seed$seed"
-    fi
-    [ -f "$log.done" ] && return 0
-    init="$OUT/$1/params"
-    [ -d "$init" ] || init=""    # the model that was never pretrained starts from random
-    if [ "$2" = sentiment ]; then
-        MODEL_PATH="$OUT/$1" TASK_DATA_PATH="$DATA" sh script/zh_task/ernie_base/run_ChnSentiCorp.sh \
-            --init_pretraining_params "$init" --epoch "$SENT_EPOCH" --max_seq_len 128 --batch_size 32 \
-            --learning_rate 3e-4 --warmup_proportion 0.1 --validation_steps 100000 \
-            --save_steps 100000 --skip_steps 100 --checkpoints "$ckpt" --random_seed "$seed" \
-            > "$log" 2>&1
-    else
-        MODEL_PATH="$OUT/$1" TASK_DATA_PATH="$DATA" sh script/zh_task/ernie_base/run_msra_ner.sh \
-            --init_pretraining_params "$init" --epoch 1 --max_seq_len 64 --batch_size 32 \
-            --learning_rate 1e-3 --warmup_proportion 0.1 --validation_steps 100000 \
-            --save_steps 100000 --skip_steps 100 --checkpoints "$ckpt" \
-            --test_save "$OUT/$1/ner_test" > "$log" 2>&1
-    fi || { tail -n 5 "$log"; exit 1; }
-    touch "$log.done"
 }
 
 pretrain knowledge_masking 1.1

@@ -263,23 +263,26 @@ def write_gz_parts(lines, directory, lines_per_file):
 
 def build_pretraining_data(docs, tokenizer, output_dir, max_seq_len=512, valid_fraction=0.05,
                            lines_per_file=10000, mask_word_prob=1.1, seed=1, verbose=True):
-    """Write train/valid gz parts and file lists for documents of sentence units."""
+    """Write train/valid gz parts and file lists for documents of sentence units; returns
+    (stats, parts), stats["valid_ids"] being the indices in `docs` of the validation
+    documents."""
     if max_seq_len < 5:
         raise UsageError("--max_seq_len must be at least 5, got %d" % max_seq_len)
     vocab = tokenizer.vocab
     cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     rng = np.random.RandomState(seed)
-    encoded = []
-    for doc in docs:
+    encoded, doc_ids = [], []
+    for doc_id, doc in enumerate(docs):
         sents = [encode_units(units, tokenizer) for units in doc]
         sents = [s for s in sents if s[0]]
         if sents:
             encoded.append(sents)
+            doc_ids.append(doc_id)
     order = rng.permutation(len(encoded))
     n_valid = int(round(len(encoded) * valid_fraction)) if len(encoded) > 1 else 0
     parts = {"valid": [encoded[i] for i in order[:n_valid]],
              "train": [encoded[i] for i in order[n_valid:]]}
-    stats = {"documents": len(encoded)}
+    stats = {"documents": len(encoded), "valid_ids": sorted(doc_ids[i] for i in order[:n_valid])}
     for name in ("train", "valid"):
         lines = make_pairs(parts[name], max_seq_len, rng, cls_id, sep_id)
         rng.shuffle(lines)
@@ -456,10 +459,16 @@ def main(argv=None):
                             % (", ".join(args.input),
                                "no line holds two sentences" if docs else "no non-empty line"))
     tokenizer = _tokenizer(args, texts)
-    _, parts = build_pretraining_data(
+    stats, _ = build_pretraining_data(
         docs, tokenizer, args.output_dir, args.max_seq_len, args.valid_fraction,
         args.lines_per_file, args.mask_word_prob, args.seed)
-    # plain text of every document, one a line, for the ERNIE 2.0 document tasks
+    # the ERNIE 2.0 task data come from the training documents only, so that the validation
+    # text stays unseen by every task of a multi-task run
+    valid = set(stats["valid_ids"])
+    texts = [t for i, t in enumerate(texts) if i not in valid]
+    if tagged is not None:
+        tagged = [doc for i, doc in enumerate(tagged) if i not in valid]
+    # plain text of every training document, one a line, for the ERNIE 2.0 document tasks
     atomic_write_text(os.path.join(args.output_dir, "documents.txt"),
                       "".join(text + "\n" for text in texts))
     if tagged is not None:
@@ -472,7 +481,7 @@ def main(argv=None):
                           json.dumps(label_map, ensure_ascii=False) + "\n")
         print("ir_relevance.tsv: %d pairs; discourse_relation.tsv: %d pairs, %d markers"
               % (len(ir), len(disc), len(label_map)))
-    print("documents.txt: %d documents" % len(docs))
+    print("documents.txt: %d training documents" % len(texts))
     return 0
 
 

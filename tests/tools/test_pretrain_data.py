@@ -250,3 +250,30 @@ def test_exclude_file_without_text_a_is_reported(tmp_path):
     bad.write_text("label\ttext\n1\tx\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.tsv:1: .*text_a"):
         pretrain_data.read_task_texts([str(bad)])
+
+
+def test_validation_documents_stay_out_of_the_multitask_data(tmp_path):
+    """The ERNIE 2.0 task files (documents.txt, the sentence-pair sets) are made of the
+    training documents only: no task of a multi-task run sees the validation text."""
+    out = tmp_path / "pd"
+    pretrain_data.main(["people_daily", "--output_dir", str(out), "--max_lines", "300",
+                        "--min_count", "1", "--valid_fraction", "0.2"])
+    tokenizer = FullTokenizer(str(out / "vocab.txt"))
+
+    def sentences(part):
+        found = set()
+        for line in read_samples(out, part):
+            for ids, _ in sides(parse_sample(line, len(tokenizer.vocab))):
+                text = "".join(t[2:] if t.startswith("##") else t
+                               for t in tokenizer.convert_ids_to_tokens(ids))
+                if len(text) >= 12 and "[UNK]" not in text:
+                    found.add(text)
+        return found
+
+    valid, train = sentences("valid"), sentences("train")
+    assert len(valid) > 20 and len(train) > 100
+    for name in ("documents.txt", "ir_relevance.tsv"):
+        text = (out / name).read_text(encoding="utf-8").lower()
+        assert not [s for s in valid - train if s in text], name
+    documents = (out / "documents.txt").read_text(encoding="utf-8").lower()
+    assert sum(s in documents for s in train) > 0.9 * len(train)
