@@ -133,15 +133,20 @@ def _log(out, model, task, seed):
     return _read(path) if os.path.exists(path + ".done") else None
 
 
-def mean_se(values):
-    """'mean ± standard error' in points (× 100) of fractions, the one value, or '–'."""
+def mean_se(values, expected=None):
+    """'mean ± standard error' in points (× 100) of fractions, the one value, or '–'; with
+    '[k of n seeds]' when fewer than the `expected` n runs have finished."""
     if not values:
         return "–"
     mean = sum(values) / len(values)
     if len(values) == 1:
-        return "%.2f" % (100 * mean)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return "%.2f ± %.2f" % (100 * mean, 100 * math.sqrt(var / len(values)))
+        text = "%.2f" % (100 * mean)
+    else:
+        var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+        text = "%.2f ± %.2f" % (100 * mean, 100 * math.sqrt(var / len(values)))
+    if expected and len(values) < expected:
+        text += " [%d of %d seeds]" % (len(values), expected)
+    return text
 
 
 def pretraining_minutes(log):
@@ -184,10 +189,11 @@ def table(out, steps, seeds, mrc_seeds, arms=ARMS):
                 qa_f1.append(float(f) / 100)
         name = arm.replace("_", " ")
         minutes = pretraining_minutes(log)
+        done = os.path.isdir(os.path.join(out, model, "params"))
         rows.append("| %s | %s | %s (%s) | %s | %s / %s | %s |" % (
-            name, "%.1f" % float(ppl[-1]) if ppl else "–", mean_se(test), mean_se(dev),
-            mean_se(f1s), mean_se(em), mean_se(qa_f1),
-            "%.0f" % minutes if minutes is not None else "–"))
+            name, "%.1f" % float(ppl[-1]) if ppl else "–", mean_se(test, len(seeds)),
+            mean_se(dev), mean_se(f1s, len(seeds)), mean_se(em, len(mrc_seeds)), mean_se(qa_f1),
+            "%.0f" % minutes if done and minutes is not None else "–"))
         per_seed.append("- %s: sentiment test (dev) %s; NER test F1 %s" % (
             name, ", ".join("%.4f (%.4f)" % td for td in zip(test, dev)) or "–",
             ", ".join("%.4f" % f for f in f1s) or "–"))
