@@ -30,6 +30,8 @@ import re
 
 import numpy as np
 
+from benchmarks.small_ernie import finetune_log, mrc_scores, ner_scores, sentiment_accs
+
 # (name, kind, file in the people_daily folder, extra keys); the task id is the index
 TASKS = [
     ("knowledge_masking", "knowledge_masking", "train_filelist", {}),
@@ -127,12 +129,6 @@ def _read(path):
         return None
 
 
-def _log(out, model, task, seed):
-    """The log of one finished fine-tuning run (None if it has not finished)."""
-    path = os.path.join(out, model, task + (".log" if seed == "1" else "_seed%s.log" % seed))
-    return _read(path) if os.path.exists(path + ".done") else None
-
-
 def mean_se(values, expected=None):
     """'mean ± standard error' in points (× 100) of fractions, the one value, or '–'; with
     '[k of n seeds]' when fewer than the `expected` n runs have finished."""
@@ -172,21 +168,20 @@ def table(out, steps, seeds, mrc_seeds, arms=ARMS):
         log = _read(os.path.join(out, model, "pretrain.log")) or ""
         test, dev, f1s, em, qa_f1 = [], [], [], [], []
         for seed in seeds:
-            text = _log(out, model, "sentiment", seed)
+            text = finetune_log(out, model, "sentiment", seed)
             if text:
-                accs = dict((p.rsplit("/", 1)[-1], float(a)) for a, p in re.findall(
-                    r"\[dev evaluation\].*acc:([\d.]+).*file: (\S+),", text))
+                accs = sentiment_accs(text)
                 test.append(accs["test.tsv"])
                 dev.append(accs["dev.tsv"])
-            text = _log(out, model, "ner", seed)
+            text = finetune_log(out, model, "ner", seed)
             if text:
-                f1s.append(float(re.findall(r"\[test evaluation\] f1: ([\d.]+)", text)[-1]))
+                f1s.append(ner_scores(text)[0])
         for seed in mrc_seeds:
-            text = _log(out, model, "mrc", seed)
+            text = finetune_log(out, model, "mrc", seed)
             if text:
-                e, f = re.findall(r"\[test evaluation\] em: ([\d.]+), f1: ([\d.]+)", text)[-1]
-                em.append(float(e) / 100)
-                qa_f1.append(float(f) / 100)
+                e, f = mrc_scores(text)
+                em.append(e / 100)
+                qa_f1.append(f / 100)
         name = arm.replace("_", " ")
         minutes = pretraining_minutes(log)
         done = os.path.isdir(os.path.join(out, model, "params"))

@@ -75,14 +75,8 @@ done
 
 "$PYTHON" - "$OUT" "$MODELS" $SENT_SEEDS <<'EOF'
 import re, sys
+from benchmarks.small_ernie import finetune_log, ner_scores, sentiment_accs
 out, models, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
-
-
-def sentiment_accs(model, seed):
-    """{"dev.tsv": acc, "test.tsv": acc} from the last evaluation of one fine-tuning run."""
-    log = "%s/%s/sentiment%s.log" % (out, model, "" if seed == "1" else "_seed" + seed)
-    accs = re.findall(r"\[dev evaluation\].*acc:([\d.]+).*file: (\S+),", open(log).read())
-    return {path.rsplit("/", 1)[-1]: float(a) for a, path in accs}
 
 
 rows = ["| initialisation | valid MLM ppl | sentiment test acc (dev)%s | NER test F1 (P / R) |"
@@ -97,12 +91,10 @@ for model in models:
         ppl = "%.1f" % float(found[-1]) if found else ppl
     except OSError:
         pass
-    accs = [sentiment_accs(model, seed) for seed in seeds]
+    accs = [sentiment_accs(finetune_log(out, model, "sentiment", seed)) for seed in seeds]
     test = sum(a["test.tsv"] for a in accs) / len(accs)
     dev = sum(a["dev.tsv"] for a in accs) / len(accs)
-    ner = open("%s/%s/ner.log" % (out, model)).read()
-    f1 = re.findall(r"\[test evaluation\] f1: ([\d.]+), precision: ([\d.]+), recall: ([\d.]+)", ner)
-    f1, p, r = (float(x) for x in f1[-1])
+    f1, p, r = ner_scores(finetune_log(out, model, "ner"))
     name = model.replace("/steps_", ", ").replace("_", " ") + ("" if "/" not in model else " steps")
     rows.append("| %s | %s | %.4f (%.4f) | %.4f (%.4f / %.4f) |" % (name, ppl, test, dev, f1, p, r))
     per_seed.append("- %s: %s" % (name, ", ".join(

@@ -1,7 +1,7 @@
 # Shared by benchmarks/knowledge_masking.sh and benchmarks/ernie2_continual.sh (sourced, with
 # $OUT, $PYTHON and $SENT_EPOCH set): the task data, the one vocabulary and People's Daily
 # pretraining data, the small model's config, and the fine-tuning settings every model of
-# those benchmarks gets.
+# those benchmarks gets (benchmarks/small_ernie.py reads the fine-tuning logs back).
 
 prepare_data() {  # $OUT/task_data, $OUT/vocab/vocab.txt, $OUT/people_daily (built once)
     DATA=$OUT/task_data
