@@ -30,7 +30,7 @@ import re
 
 import numpy as np
 
-from benchmarks.small_ernie import finetune_log, mrc_scores, ner_scores, sentiment_accs
+from benchmarks.small_ernie import finetune_log, mrc_scores, ner_scores, read_text, sentiment_accs
 
 # (name, kind, file in the people_daily folder, extra keys); the task id is the index
 TASKS = [
@@ -121,14 +121,6 @@ def arm_config(arm, steps, data_dir):
 # ----------------------------------------------------------------------------------------------
 # the results table
 
-def _read(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def mean_se(values, expected=None):
     """'mean ± standard error' in points (× 100) of fractions, the one value, or '–'; with
     '[k of n seeds]' when fewer than the `expected` n runs have finished."""
@@ -164,8 +156,8 @@ def table(out, steps, seeds, mrc_seeds, arms=ARMS):
     for arm in arms:
         model = "%s/steps_%d" % (arm, steps)
         ppl = re.findall(r"\[test_set\] loss: [\d.]+, global ppl: ([\d.]+)",
-                         _read(os.path.join(out, model, "valid_ppl.log")) or "")
-        log = _read(os.path.join(out, model, "pretrain.log")) or ""
+                         read_text(os.path.join(out, model, "valid_ppl.log")) or "")
+        log = read_text(os.path.join(out, model, "pretrain.log")) or ""
         test, dev, f1s, em, qa_f1 = [], [], [], [], []
         for seed in seeds:
             text = finetune_log(out, model, "sentiment", seed)

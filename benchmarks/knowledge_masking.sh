@@ -75,22 +75,17 @@ done
 
 "$PYTHON" - "$OUT" "$MODELS" $SENT_SEEDS <<'EOF'
 import re, sys
-from benchmarks.small_ernie import finetune_log, ner_scores, sentiment_accs
+from benchmarks.small_ernie import finetune_log, ner_scores, read_text, sentiment_accs
 out, models, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
-
 
 rows = ["| initialisation | valid MLM ppl | sentiment test acc (dev)%s | NER test F1 (P / R) |"
         % (", mean of %d seeds" % len(seeds) if len(seeds) > 1 else ""),
         "|---|---|---|---|"]
 per_seed = ["", "Sentiment test (dev) by fine-tuning seed %s:" % ", ".join(seeds), ""]
 for model in models:
-    ppl = "–"
-    try:
-        found = re.findall(r"\[validation_set\].*global ppl: ([\d.]+)",
-                           open("%s/%s/pretrain.log" % (out, model)).read())
-        ppl = "%.1f" % float(found[-1]) if found else ppl
-    except OSError:
-        pass
+    found = re.findall(r"\[validation_set\].*global ppl: ([\d.]+)",
+                       read_text("%s/%s/pretrain.log" % (out, model)) or "")
+    ppl = "%.1f" % float(found[-1]) if found else "–"
     accs = [sentiment_accs(finetune_log(out, model, "sentiment", seed)) for seed in seeds]
     test = sum(a["test.tsv"] for a in accs) / len(accs)
     dev = sum(a["dev.tsv"] for a in accs) / len(accs)

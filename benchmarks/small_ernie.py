@@ -4,14 +4,20 @@ import os
 import re
 
 
+def read_text(path):
+    """The text of a file, or None if it cannot be read (a run that has not got that far)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def finetune_log(out, model, task, seed="1"):
     """The log text of `finetune MODEL TASK SEED` under `out`, or None while it has not
     finished (seed 1 logs to TASK.log, others to TASK_seedN.log)."""
     path = os.path.join(out, model, task + (".log" if seed == "1" else "_seed%s.log" % seed))
-    if not os.path.exists(path + ".done"):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+    return read_text(path) if os.path.exists(path + ".done") else None
 
 
 def sentiment_accs(log):
