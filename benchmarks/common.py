@@ -1,10 +1,13 @@
-"""What the benchmarks share: the model shapes, the CPU's description, real review texts, and
-the ONNX Runtime peer (its import, sessions, and the ONNX files exported from a HF model)."""
+"""What the benchmarks share: the model shapes, the CPU's description, real review texts, a
+random-weight model folder, and the ONNX Runtime peer (its import, sessions, and the ONNX
+files exported from a HF model)."""
+import json
 import os
 import random
 
 import numpy as np
 
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SHAPES = {
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4),
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12),
@@ -41,6 +44,25 @@ def review_texts(n, seed=0):
             lines += [ln.strip() for ln in f if ln.strip()]
     return random.Random(seed).sample(lines, n)
 
+
+
+def export_random_folder(shape, folder, workdir, max_seq_len):
+    """A classify model folder (2 labels) of `shape` with freshly initialised weights."""
+    from finetune.classifier import ErnieClassifier
+    from model.ernie import ErnieConfig
+    from serving.folder import export_folder
+    from utils.checkpoint import model_params, save_params
+    with open(os.path.join(REPO, "config", "ernie_config.json")) as f:
+        cfg = json.load(f)
+    cfg.update(SHAPES[shape])
+    config_path = os.path.join(workdir, "%s_config.json" % shape)
+    with open(config_path, "w") as f:
+        json.dump(cfg, f)
+    params = os.path.join(workdir, "%s_params" % shape)
+    save_params(model_params(ErnieClassifier(ErnieConfig(config_path), 2)), params,
+                "legacy_dir")
+    export_folder(folder, "classify", params, config_path,
+                  os.path.join(REPO, "config", "vocab.txt"), max_seq_len=max_seq_len)
 
 
 ONNX_INPUTS = ("src_ids", "sent_ids", "pos_ids", "input_mask")  # speed.py's ONNX files' inputs

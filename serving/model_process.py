@@ -9,10 +9,11 @@ answers calls sent over a pipe; the server's batcher calls it as it would call t
     run("predict", items)              # model.predict(items)
     run(("encode", "mean"), texts)     # model.encode(texts, pooling="mean")
     run.close()
+    runs = start_model_processes("my_model", 2, num_threads=1)   # two copies, loaded at once
 
 A call raises what the model raised (ValueError for a bad item). When the process dies in a
 call, the call raises ModelProcessDied and the next call starts a new process. One call at a
-time (a lock): the batcher's one worker thread makes them.
+time (a lock): each of the batcher's worker threads has a ModelProcess of its own.
 """
 import multiprocessing
 import pickle
@@ -132,3 +133,22 @@ class ModelProcess:
                 self._process.kill()
                 self._process.join(5)
         self._process = self._conn = None
+
+
+def start_model_processes(folder, count, **kwargs):
+    """`count` ModelProcess(folder, **kwargs), loading at the same time; if one fails to
+    load, the others are closed and its error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(ModelProcess, folder, **kwargs) for _ in range(count)]
+    runs, errors = [], []
+    for future in futures:
+        try:
+            runs.append(future.result())
+        except Exception as e:
+            errors.append(e)
+    if errors:
+        for run in runs:
+            run.close()
+        raise errors[0]
+    return runs

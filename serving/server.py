@@ -1,7 +1,8 @@
 """An HTTP server for a model folder, with dynamic batching.
 
     python -m serving.server MODEL_DIR [--host 127.0.0.1] [--port 8000] [--max_batch_size 32]
-        [--max_wait_ms 5] [--max_queue 1024] [--num_threads N] [--model_process true]
+        [--max_wait_ms 5] [--max_queue 1024] [--model_processes N] [--num_threads N]
+        [--model_process true]
 
 Endpoints (JSON in and out):
     GET  /health   {"status": "ok", "task", "labels", "max_seq_len"}
@@ -18,12 +19,14 @@ Every request is checked before it reaches the model (pydantic schemas, then the
 body that is not UTF-8, 413 for a body larger than the largest valid request, 422 for one that
 is not JSON, wrong types, empty or oversized batches, texts over `max_text_chars` and items the
 model rejects; 503 with Retry-After when `max_queue` requests are waiting already. Requests of all
-clients share model calls through serving.batcher (one worker thread makes the model calls),
-which by default runs the model in a worker process (serving.model_process: Paddle keeps
-Python's lock while it predicts, which would stop the HTTP handling meanwhile). To scale out
-run several servers behind a load balancer.
+clients share model calls through serving.batcher, which by default runs the model in worker
+processes (serving.model_process: Paddle keeps Python's lock while it predicts, which would
+stop the HTTP handling meanwhile), two copies on a machine of two cores or more, so that one
+runs a batch while the other's results go out and its next batch gathers. To scale out run
+several servers behind a load balancer.
 """
 import asyncio
+import os
 import re
 import sys
 from contextlib import asynccontextmanager
@@ -127,7 +130,8 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
     """The FastAPI app serving `model` (a serving.api model: .task, .labels, .max_seq_len,
     predict, encode, token_count). Its batcher (app.state.batcher) starts now and stops
     with the app. `run(key, items)` makes the model calls (a serving.model_process
-    ModelProcess); by default the batcher calls `model` in this process."""
+    ModelProcess), or a list of such functions, one per model copy, called at once; by
+    default the batcher calls `model` in this process."""
     if run is None:
         def run(key, items):
             return call_model(model, key, items)
@@ -206,6 +210,20 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
     return app
 
 
+def model_copies(model_process=True, model_processes=None, num_threads=None):
+    """(copies of the model, threads each) for the server's flags on this process' cores: two
+    copies when there are two cores or more for them (one when the model runs in the server's
+    process), each with the cores divided among them, unless the flags say otherwise."""
+    cores = len(os.sched_getaffinity(0))
+    if not model_process:
+        copies = 1
+    elif model_processes:
+        copies = model_processes
+    else:
+        copies = max(1, min(2, cores // (num_threads or 1)))
+    return copies, num_threads or max(1, cores // copies)
+
+
 def build_parser():
     from utils.args import PRECISIONS, ArgumentParser, str2bool
     parser = ArgumentParser(prog="python -m serving.server",
@@ -226,23 +244,28 @@ def build_parser():
                              "Default: %(default)s.")
     parser.add_argument("--max_items", type=int, default=64,
                         help="Items per request at most. Default: %(default)s.")
+    parser.add_argument("--model_processes", type=int, default=None,
+                        help="Copies of the model, each in a worker process of its own, "
+                             "running batches at the same time. Default: 2 when the cores "
+                             "allow 2 copies of --num_threads threads, else 1.")
     parser.add_argument("--num_threads", type=int, default=None,
-                        help="CPU threads of the model. Default: serving.api's choice.")
+                        help="CPU threads of each model copy. Default: the cores divided "
+                             "among the copies.")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="CPU inference precision: bf16 needs avx512_bf16, int8 a folder "
                              "exported with --precision int8 and VNNI (a CPU without them "
                              "runs fp32). Default: %(default)s.")
     parser.add_argument("--model_process", type=str2bool, default=True,
-                        help="Run the model in a worker process, so that HTTP is served "
+                        help="Run the model in worker processes, so that HTTP is served "
                              "during model calls (Paddle keeps Python's lock while it runs); "
-                             "false: in the server's process. Default: %(default)s.")
+                             "false: one copy in the server's process. Default: %(default)s.")
     return parser
 
 
 def main(argv):
     from utils.errors import UsageError
     args = build_parser().parse_args(argv)
-    for name in ("max_batch_size", "max_queue", "max_items", "num_threads"):
+    for name in ("max_batch_size", "max_queue", "max_items", "num_threads", "model_processes"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError("--%s must be >= 1, got %d" % (name, value))
@@ -251,21 +274,28 @@ def main(argv):
     if not 0 < args.port < 65536:
         raise UsageError("--port must be in 1..65535, got %d" % args.port)
 
+    if args.model_processes is not None and not args.model_process:
+        raise UsageError("--model_processes needs --model_process true")
+
     import uvicorn
 
     from serving import api
-    from serving.model_process import ModelProcess
-    # checks the folder first; no Paddle in this process when a worker process predicts
-    model = api.load(args.model_dir, num_threads=args.num_threads,
-                     predictor=not args.model_process, precision=args.precision)
-    run = ModelProcess(args.model_dir, num_threads=args.num_threads,
-                       precision=args.precision) if args.model_process else None
+    from serving.model_process import start_model_processes
+    copies, threads = model_copies(args.model_process, args.model_processes, args.num_threads)
+    # checks the folder first; no Paddle in this process when worker processes predict
+    model = api.load(args.model_dir, num_threads=threads, predictor=not args.model_process,
+                     precision=args.precision)
+    runs = start_model_processes(args.model_dir, copies, num_threads=threads,
+                                 precision=args.precision) if args.model_process else None
+    print("serving %s (%s) with %d model %s of %d thread%s" % (
+        args.model_dir, model.task, copies, "process" + "es" * (copies > 1) if runs else "copy",
+        threads, "s" * (threads > 1)), file=sys.stderr, flush=True)
     app = create_app(model, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                     max_queue=args.max_queue, max_items=args.max_items, run=run)
+                     max_queue=args.max_queue, max_items=args.max_items, run=runs)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:
-        if run is not None:
+        for run in runs or ():
             run.close()
     return 0
 

@@ -86,43 +86,91 @@ def cpu_precision(precision, use_cuda=False, what="--precision"):
     return precision
 
 
+# In fp32 on CPU, a batch of fewer rows than this, divided by the threads (2 at least), runs
+# on Paddle's own CPU kernels (MKL's sgemm) and a larger one on oneDNN's. oneDNN's kernels are
+# set up again whenever the input shape changes (every call, when lengths vary), which costs
+# more than their speed saves until a call holds about 16 rows on one thread, 4 to 8 on two
+# (ERNIE's small and base shapes; benchmarks/kernel_rows.py): oneDNN runs every op on all the
+# threads, Paddle's own kernels only the matrix products.
+ONEDNN_MIN_ROWS = 16
+
+
+def rows_for_onednn(num_threads):
+    """The fewest rows a batch runs on oneDNN's kernels with, on `num_threads` threads."""
+    return max(2, ONEDNN_MIN_ROWS // max(num_threads, 1))
+
+
+# Paddle's executor hands each tensor it frees to a garbage-collector thread, which then spins
+# waiting for more: at small batches that thread took about a fifth as much CPU as the model,
+# on cores the model needs. Collecting once this many GB of garbage has piled up wakes it
+# rarely, for that much memory more. The executor reads the setting when it first runs.
+GARBAGE_BATCH_GB = 0.05
+
+
+def _first_run(predictor):
+    """predictor.run() with the garbage batched as GARBAGE_BATCH_GB says (unless the user set
+    FLAGS_eager_delete_tensor_gb), leaving the process' setting as it was."""
+    name = "FLAGS_eager_delete_tensor_gb"
+    before = paddle.get_flags([name])
+    if before[name] != 0.0 or name in os.environ:
+        return predictor.run()
+    paddle.set_flags({name: GARBAGE_BATCH_GB})
+    try:
+        return predictor.run()
+    finally:
+        paddle.set_flags(before)
+
+
 class Predictor(object):
     """A Paddle Inference predictor over an exported program, on CPU (or GPU when asked).
 
     precision (CPU only): "fp32", "bf16" (oneDNN bfloat16), or "int8" for a program that
-    serving.int8 quantized at `prefix`. Callers pass what cpu_precision() returned."""
+    serving.int8 quantized at `prefix`. Callers pass what cpu_precision() returned. In fp32
+    on CPU with oneDNN (`use_mkldnn`), batches of fewer than `onednn_min_rows` rows (default
+    rows_for_onednn(num_threads); 1: oneDNN for all) run on a second predictor without it,
+    made on the first such batch (a second copy of the weights)."""
 
     def __init__(self, prefix, use_cuda=False, num_threads=None, use_mkldnn=True,
-                 precision="fp32"):
+                 precision="fp32", onednn_min_rows=None):
         if precision not in PRECISIONS:
             raise ValueError("precision must be one of %s, got %r"
                              % (", ".join(PRECISIONS), precision))
-        model_file, params_file = int8_model_files(prefix) if precision == "int8" else \
+        self._files = int8_model_files(prefix) if precision == "int8" else \
             (prefix + ".json", prefix + ".pdiparams")
-        for path in (model_file, params_file):
+        for path in self._files:
             if not os.path.exists(path):
                 raise DataError("%s: inference model file not found" % path)
-        config = inference.Config(model_file, params_file)
-        config.disable_glog_info()
-        on_gpu = use_cuda and paddle.device.is_compiled_with_cuda()
-        self.precision = "fp32" if on_gpu else precision
-        if on_gpu:
-            config.enable_use_gpu(256, 0)
-        else:
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(num_threads or os.cpu_count() or 1)
-            if use_mkldnn or precision != "fp32":
-                config.enable_mkldnn()
-            else:
-                config.disable_mkldnn()
-            if precision == "bf16":
-                config.enable_mkldnn_bfloat16()
-            elif precision == "int8":
-                # the old executor and its graph passes, which map `fc` onto oneDNN's kernels
-                config.enable_new_ir(False)
-                config.switch_ir_optim(True)
-        self.predictor = inference.create_predictor(config)
+        self.on_gpu = use_cuda and paddle.device.is_compiled_with_cuda()
+        self.precision = "fp32" if self.on_gpu else precision
+        self.num_threads = num_threads or os.cpu_count() or 1
+        use_mkldnn = use_mkldnn or self.precision != "fp32"
+        self.predictor = self._create(use_mkldnn)
         self.input_names = self.predictor.get_input_names()
+        self._split_by_rows = use_mkldnn and self.precision == "fp32" and not self.on_gpu
+        self.onednn_min_rows = rows_for_onednn(self.num_threads) if onednn_min_rows is None \
+            else onednn_min_rows
+        self._few_rows = None  # the predictor without oneDNN, made when first needed
+        self._ran = set()  # the paddle predictors run at least once
+
+    def _create(self, use_mkldnn):
+        config = inference.Config(*self._files)
+        config.disable_glog_info()
+        if self.on_gpu:
+            config.enable_use_gpu(256, 0)
+            return inference.create_predictor(config)
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(self.num_threads)
+        if use_mkldnn:
+            config.enable_mkldnn()
+        else:
+            config.disable_mkldnn()
+        if self.precision == "bf16":
+            config.enable_mkldnn_bfloat16()
+        elif self.precision == "int8":
+            # the old executor and its graph passes, which map `fc` onto oneDNN's kernels
+            config.enable_new_ir(False)
+            config.switch_ir_optim(True)
+        return inference.create_predictor(config)
 
     def run(self, feed):
         """feed: {input name: numpy array}; returns the outputs as numpy arrays, in order.
@@ -131,12 +179,21 @@ class Predictor(object):
         batch = None
         if self.precision == "int8":
             feed, batch = _int8_padded({n: np.asarray(feed[n]) for n in self.input_names})
+        predictor = self.predictor
+        if self._split_by_rows and len(feed[self.input_names[0]]) < self.onednn_min_rows:
+            if self._few_rows is None:
+                self._few_rows = self._create(use_mkldnn=False)
+            predictor = self._few_rows
         for name in self.input_names:
-            handle = self.predictor.get_input_handle(name)
+            handle = predictor.get_input_handle(name)
             array = np.ascontiguousarray(feed[name])
             handle.reshape(array.shape)
             handle.copy_from_cpu(array)
-        self.predictor.run()
-        return [self.predictor.get_output_handle(name).copy_to_cpu()[:batch]
-                for name in self.predictor.get_output_names()]
+        if id(predictor) in self._ran:
+            predictor.run()
+        else:
+            _first_run(predictor)
+            self._ran.add(id(predictor))
+        return [predictor.get_output_handle(name).copy_to_cpu()[:batch]
+                for name in predictor.get_output_names()]
 

@@ -6,6 +6,7 @@ request or item shows. Batches are made deterministic with gates: the model bloc
 first call until the test has queued everything it wants in the next ones."""
 import random
 import threading
+import time
 
 import pytest
 
@@ -203,6 +204,80 @@ def test_concurrent_submitters_each_get_their_own_answers():
         t.join(60)
     assert not failures
     assert batcher.items_run >= 16 * 50
+    batcher.close()
+
+
+def test_several_model_copies_run_batches_at_the_same_time():
+    """Two copies: while copy 0 holds a batch, copy 1 takes the next requests as one batch
+    and answers them; then copy 0 finishes its own."""
+    inside, release = threading.Event(), threading.Event()
+    calls = []
+
+    def copy(n):
+        def run(key, items):
+            calls.append((n, list(items)))
+            if "slow" in items:
+                inside.set()
+                assert release.wait(30)
+            return [t.upper() for t in items]
+        return run
+
+    batcher = Batcher([copy(0), copy(1)], max_batch_size=32, max_wait_ms=0)
+    slow = batcher.submit("p", ["slow"], [4])
+    assert inside.wait(30)
+    quick = [batcher.submit("p", ["q%d" % i], [2]) for i in range(3)]
+    assert [f.result(30) for f in quick] == [["Q0"], ["Q1"], ["Q2"]]
+    assert not slow.done()
+    release.set()
+    assert slow.result(30) == ["SLOW"]
+    slow_copy = next(n for n, items in calls if items == ["slow"])
+    assert {n for n, items in calls if items != ["slow"]} == {1 - slow_copy}
+    batcher.close()
+    assert not any(w.is_alive() for w in batcher._workers)
+
+
+def test_a_batch_gathers_once_however_many_copies_are_free():
+    """While a batch gathers (waiting for more requests, since the last batch held several),
+    a copy that becomes free takes none of them: they stay one batch."""
+    copy0, copy1 = GatedModel(), GatedModel()
+    batcher = Batcher([copy0, copy1], max_batch_size=3, max_wait_ms=60000)
+    first = batcher.submit("p", ["first"], [5])
+    deadline = time.monotonic() + 30
+    while not (copy0.started.is_set() or copy1.started.is_set()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    busy, free = (copy0, copy1) if copy0.started.is_set() else (copy1, copy0)
+    second = batcher.submit("p", ["second"], [6])
+    assert free.started.wait(30)  # both copies now hold a request
+    pair = [batcher.submit("p", [t], [1]) for t in ("b", "c")]
+    busy.release.set()  # b and c go together: the last batch then held two requests
+    assert first.result(30) == ["p:FIRST"] and [f.result(30) for f in pair] == [["p:B"], ["p:C"]]
+    d = batcher.submit("p", ["d"], [1])  # the batch of d waits for two more
+    free.release.set()
+    assert second.result(30) == ["p:SECOND"]
+    rest = [batcher.submit("p", [t], [1]) for t in ("e", "f")]
+    assert [f.result(30) for f in [d] + rest] == [["p:D"], ["p:E"], ["p:F"]]
+    calls = busy.calls + free.calls
+    assert ("p", ["d", "e", "f"]) in calls and len(calls) == 4
+    batcher.close()
+
+
+def test_a_lone_client_keeps_to_the_copy_freed_last():
+    """One request at a time: each goes to the copy that answered the last one (its memory
+    is warm), not to the copies in turn."""
+    used = []
+
+    def copy(n):
+        return lambda key, items: used.append(n) or list(items)
+
+    batcher = Batcher([copy(0), copy(1), copy(2)], max_batch_size=32, max_wait_ms=5)
+    for i in range(20):
+        assert batcher.submit("p", ["t%d" % i], [2]).result(30) == ["t%d" % i]
+        deadline = time.monotonic() + 30
+        while len(batcher._idle) < 3:  # the copy is free again once it has answered
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    assert len(set(used)) == 1 and len(used) == 20
     batcher.close()
 
 

@@ -358,15 +358,24 @@ def tiny_folder(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_load_on_a_real_model_folder_answers_each_text_as_the_model_alone(tiny_folder):
+@pytest.mark.parametrize("copies", [0, 2])
+def test_load_on_a_real_model_folder_answers_each_text_as_the_model_alone(tiny_folder, copies):
     """Batched answers equal unbatched predictions up to float rounding (padding changes
-    the shapes of the matrix products), and the label agrees wherever the top two
-    probabilities are not within rounding of each other."""
+    the shapes of the matrix products, and batches of 16 rows run on oneDNN's kernels, smaller
+    ones on Paddle's own), and the label agrees wherever the top two probabilities are not
+    within rounding of each other. The model runs in the server's process, or in two worker
+    processes at once."""
     import serving.api
+    from serving.model_process import start_model_processes
     folder, texts = tiny_folder
     model = serving.api.load(str(folder), num_threads=1)
-    app = create_app(model, max_batch_size=16)
-    requests, results, alone = check_load(model, texts, app, seed=1)
+    runs = start_model_processes(folder, copies, num_threads=1) if copies else None
+    try:
+        app = create_app(model, max_batch_size=16, run=runs)
+        requests, results, alone = check_load(model, texts, app, seed=1)
+    finally:
+        for run in runs or ():
+            run.close()
     for items, got in zip(requests, results):
         assert len(got) == len(items)
         for text, answer in zip(items, got):
@@ -449,6 +458,9 @@ def serving_api_predict(folder, items):
     (["{folder}", "--max_batch_size", "0"], "--max_batch_size must be >= 1"),
     (["{folder}", "--port", "70000"], "--port must be in 1..65535"),
     (["{folder}", "--max_wait_ms", "soon"], "invalid float value"),
+    (["{folder}", "--model_processes", "0"], "--model_processes must be >= 1"),
+    (["{folder}", "--model_processes", "2", "--model_process", "false"],
+     "--model_processes needs --model_process true"),
 ])
 def test_the_command_line_refuses_bad_arguments_in_one_line(tiny_folder, args, words):
     from ernie_testkit import run_script
@@ -456,3 +468,19 @@ def test_the_command_line_refuses_bad_arguments_in_one_line(tiny_folder, args, w
     code, lines = run_script("-m", "serving.server",
                              *[a.format(folder=folder) for a in args])
     assert code != 0 and len(lines) == 1 and words in lines[0], lines
+
+
+@pytest.mark.parametrize("cores, flags, want", [
+    (2, {}, (2, 1)),
+    (1, {}, (1, 1)),
+    (8, {}, (2, 4)),
+    (2, {"num_threads": 2}, (1, 2)),
+    (8, {"num_threads": 2}, (2, 2)),
+    (4, {"model_processes": 4}, (4, 1)),
+    (2, {"model_processes": 3, "num_threads": 2}, (3, 2)),
+    (8, {"model_process": False}, (1, 8)),
+])
+def test_model_copies_divide_the_cores(monkeypatch, cores, flags, want):
+    from serving import server
+    monkeypatch.setattr(server.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert server.model_copies(**flags) == want
