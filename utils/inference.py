@@ -146,9 +146,12 @@ class Predictor(object):
         use_mkldnn = use_mkldnn or self.precision != "fp32"
         self.predictor = self._create(use_mkldnn)
         self.input_names = self.predictor.get_input_names()
-        self._split_by_rows = use_mkldnn and self.precision == "fp32" and not self.on_gpu
-        self.onednn_min_rows = rows_for_onednn(self.num_threads) if onednn_min_rows is None \
-            else onednn_min_rows
+        if not use_mkldnn or self.precision != "fp32" or self.on_gpu:
+            self.onednn_min_rows = 0  # every batch on the one predictor
+        elif onednn_min_rows is None:
+            self.onednn_min_rows = rows_for_onednn(self.num_threads)
+        else:
+            self.onednn_min_rows = onednn_min_rows
         self._few_rows = None  # the predictor without oneDNN, made when first needed
         self._ran = set()  # the paddle predictors run at least once
 
@@ -180,7 +183,7 @@ class Predictor(object):
         if self.precision == "int8":
             feed, batch = _int8_padded({n: np.asarray(feed[n]) for n in self.input_names})
         predictor = self.predictor
-        if self._split_by_rows and len(feed[self.input_names[0]]) < self.onednn_min_rows:
+        if len(feed[self.input_names[0]]) < self.onednn_min_rows:
             if self._few_rows is None:
                 self._few_rows = self._create(use_mkldnn=False)
             predictor = self._few_rows
