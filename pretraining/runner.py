@@ -12,7 +12,7 @@ from utils.args import check_files, check_learning_rate, check_positive, check_s
 from utils.checkpoint import model_params
 from utils.errors import UsageError
 from utils.fileio import atomic_dir, check_output_dir
-from utils.format_paddle2019 import write_legacy_dir
+from utils.format_paddle2019 import check_model_dir_replaceable, write_legacy_dir
 
 
 def check_pretrain_args(args):
@@ -50,6 +50,13 @@ def check_pretrain_args(args):
             check_output_dir("--export_model_dir",
                              os.path.dirname(os.path.normpath(args.export_model_dir))
                              or os.curdir)
+            # the export replaces the folder whole: nothing else may live in it
+            check_model_dir_replaceable("--export_model_dir", args.export_model_dir)
+            export = os.path.realpath(args.export_model_dir)
+            if os.path.realpath(args.checkpoints).startswith(export + os.sep):
+                raise UsageError("--checkpoints %s is inside --export_model_dir %s, which the "
+                                 "export replaces whole; give them separate folders"
+                                 % (args.checkpoints, args.export_model_dir))
 
 
 def synchronized(batches, runtime):
@@ -83,6 +90,7 @@ def export_model_dir(model, args, config):
     """--export_model_dir: params/ + vocab.txt + ernie_config.json (what a 2019 release holds),
     written to a temporary folder and renamed into place (replacing an earlier export)."""
     target = args.export_model_dir
+    check_model_dir_replaceable("--export_model_dir", target)  # again: the run took a while
     with atomic_dir(target) as tmp:
         write_legacy_dir(model_params(model), os.path.join(tmp, "params"))
         shutil.copyfile(args.vocab_path, os.path.join(tmp, "vocab.txt"))

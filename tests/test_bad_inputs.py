@@ -345,6 +345,12 @@ CASES = {
     "export_model_dir_under_a_file": ("train", lambda e: train_argv(
         e, export_model_dir=e.write("not_a_dir.txt", "x\n") / "model"), 2,
         ["--export_model_dir", "not_a_dir.txt/model"]),
+    "export_model_dir_holds_other_files": ("train", lambda e: train_argv(
+        e, export_model_dir=(e.empty_dir("mine"), e.write("mine/notes.txt", "x\n"))[0]), 2,
+        ["--export_model_dir", "notes.txt"]),
+    "checkpoints_inside_export_model_dir": ("train", lambda e: train_argv(
+        e, export_model_dir=e.root / "model", checkpoints=e.root / "model" / "ckpt"), 2,
+        ["--checkpoints", "--export_model_dir"]),
     "test_save_under_a_file": ("run_classifier", lambda e: run_classifier_argv(
         e, do_test="true", test_set=e.cls_train,
         test_save=e.write("not_a_dir.txt", "x\n") / "test_result"), 2,

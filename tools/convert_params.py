@@ -45,8 +45,7 @@ from utils.format_hf import (
     read_hf_dir,
     write_hf_dir,
 )
-
-MODEL_DIR_FILES = ("params", "ernie_config.json", "vocab.txt", "label_map.json")
+from utils.format_paddle2019 import check_model_dir_replaceable
 
 
 def _parser():
@@ -70,7 +69,8 @@ def _parser():
                          "the toolkit's --do_lower_case (default true)")
     ap.add_argument("--label_map_config", default=None,
                     help="--to hf: the 2019 label map json {label: id} of a classifier or "
-                         "tagger, for config.json's id2label / label2id")
+                         "tagger, for config.json's id2label / label2id (default: "
+                         "label_map.json in SRC or beside it)")
     return ap
 
 
@@ -132,11 +132,7 @@ def _write_model_dir(params, ernie_config, hf_cfg, src, dst):
     SRC's vocab.txt and, for a classifier or tagger with label names, label_map.json (the
     --label_map_config of the task scripts), replacing a DST that holds nothing else."""
     dst = os.path.normpath(dst)
-    if os.path.isdir(dst):
-        other = sorted(set(os.listdir(dst)) - set(MODEL_DIR_FILES))
-        if other:
-            raise UsageError("refusing to replace %s: it holds %r, which is not part of a "
-                             "model folder; choose a new or empty directory" % (dst, other[0]))
+    check_model_dir_replaceable("DST", dst)
     vocab = os.path.join(src, "vocab.txt")
     if not os.path.isfile(vocab):
         vocab = None
@@ -219,10 +215,17 @@ def main(argv):
             print("Using ernie config %s" % found)
             ernie_config = load_ernie_config(found)
         tokenizer = _tokenizer_files(args, src, ernie_config)
+        label_map_source = args.label_map_config
+        if label_map is None and fmt == "legacy_dir":
+            # a MODEL_PATH folder (--to paddle2019 writes one) keeps its label names
+            label_map_source = _find_beside(src, "label_map.json")
+            if label_map_source:
+                print("Using label map %s" % label_map_source)
+                label_map = load_label_map(label_map_source)
         arch = write_hf_dir(params, ernie_config, dst,
                             head=None if args.head == "auto" else args.head,
                             tokenizer_files=tokenizer, label_map=label_map,
-                            label_map_source=args.label_map_config)
+                            label_map_source=label_map_source)
         print("Wrote %s%s to %s" % (arch, " and its tokenizer" if tokenizer else "", dst))
         return 0
 

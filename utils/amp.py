@@ -107,9 +107,21 @@ def make_scaler(args):
     The v2.0 flag --loss_scaling, when given, is a static scale: it replaces
     --init_loss_scaling and turns dynamic scaling off (v2.0 scaled the loss but never
     unscaled the gradients; the scaler does both)."""
+    init_scale = check_scaling_flags(args)
+    dynamic = bool(args.use_dynamic_loss_scaling) and getattr(args, "loss_scaling", None) is None
+    return ErnieGradScaler(
+        enable=True, init_loss_scaling=float(init_scale),
+        incr_ratio=float(args.incr_ratio), decr_ratio=float(args.decr_ratio),
+        incr_every_n_steps=int(args.incr_every_n_steps),
+        decr_every_n_nan_or_inf=int(args.decr_every_n_nan_or_inf),
+        use_dynamic_loss_scaling=dynamic)
+
+
+def check_scaling_flags(args):
+    """UsageError for a loss-scaling flag out of range (checked with --use_fp16 true on any
+    device, so a command is refused alike on a CPU and a GPU); returns the initial scale."""
     static = getattr(args, "loss_scaling", None)
     init_scale = args.init_loss_scaling if static is None else static
-    dynamic = bool(args.use_dynamic_loss_scaling) and static is None
     if not init_scale > 0:
         raise UsageError("--%s must be positive, got %s"
                          % ("init_loss_scaling" if static is None else "loss_scaling",
@@ -121,12 +133,7 @@ def make_scaler(args):
     for name in ("incr_every_n_steps", "decr_every_n_nan_or_inf"):
         if getattr(args, name) < 1:
             raise UsageError("--%s must be at least 1, got %s" % (name, getattr(args, name)))
-    return ErnieGradScaler(
-        enable=True, init_loss_scaling=float(init_scale),
-        incr_ratio=float(args.incr_ratio), decr_ratio=float(args.decr_ratio),
-        incr_every_n_steps=int(args.incr_every_n_steps),
-        decr_every_n_nan_or_inf=int(args.decr_every_n_nan_or_inf),
-        use_dynamic_loss_scaling=dynamic)
+    return init_scale
 
 
 @contextlib.contextmanager
@@ -265,6 +272,8 @@ def amp_from_args(args, runtime=None):
         return None
     if use_fp16 and use_bf16:
         raise UsageError("--use_fp16 and --use_bf16 are both true: choose one")
+    if use_fp16:
+        check_scaling_flags(args)
     to_static = bool(getattr(args, "to_static", True))
     amp = None
     if use_fp16 and on_gpu:

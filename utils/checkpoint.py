@@ -78,7 +78,23 @@ def detect_format(path):
                         % where(path))
     if not names:
         raise DataError("%s: empty directory (no parameter files)" % where(path))
+    if any(n.endswith(".pdiparams") for n in names):
+        raise DataError("%s: %s" % (where(path), _inference_folder_note(path)))
     return "legacy_dir"
+
+
+def _inference_folder_note(path):
+    """Why an inference model folder (a program and its combined .pdiparams) is no parameter
+    checkpoint, naming the checkpoint it came from when its manifest says."""
+    source = None
+    try:
+        with open(os.path.join(path, "manifest.json"), encoding="utf-8") as f:
+            source = json.load(f).get("source_checkpoint", {}).get("path")
+    except (OSError, ValueError, AttributeError):
+        pass
+    return ("an inference model folder (a program and its combined .pdiparams), not a "
+            "parameter checkpoint; give the checkpoint it was exported from%s"
+            % (" (%s)" % source if isinstance(source, str) else ""))
 
 
 def load_params(path):

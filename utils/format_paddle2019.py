@@ -337,6 +337,25 @@ def check_replaceable(dest, replaceable):
                              "file; choose a new or empty directory" % (dest, fname))
 
 
+# What a 2019 MODEL_PATH folder holds (a release tarball, --export_model_dir, convert_params
+# --to paddle2019): a folder holding anything else is not replaced by one.
+MODEL_DIR_FILES = ("params", "ernie_config.json", "vocab.txt", "label_map.json")
+
+
+def check_model_dir_replaceable(flag, dest):
+    """Before writing a MODEL_PATH folder to `dest` (given by `flag`): refuse (UsageError, one
+    line) a `dest` that is a file or holds anything but MODEL_DIR_FILES, so a mistyped
+    destination never loses what is in it."""
+    dest = os.path.normpath(dest)
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise UsageError("%s: %s exists and is not a directory; refusing to replace it"
+                         % (flag, dest))
+    other = sorted(set(os.listdir(dest)) - set(MODEL_DIR_FILES)) if os.path.isdir(dest) else []
+    if other:
+        raise UsageError("%s: refusing to replace %s: it holds %r, which is not part of a model "
+                         "folder; choose a new or empty directory" % (flag, dest, other[0]))
+
+
 @contextlib.contextmanager
 def new_legacy_dir(d):
     """Yield a temporary directory to fill (write_legacy_tensor per variable, side files);

@@ -1,5 +1,6 @@
 """Where and how a run executes: trainers and devices, CPU threads, seeds, static graphs."""
 import os
+import sys
 
 import numpy as np
 import paddle
@@ -7,6 +8,25 @@ import paddle
 from utils import paddle_env
 from utils.args import MAX_SEED
 from utils.errors import UsageError
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent():
+    """Have the kernel kill this process when its parent exits (Linux). paddle.distributed.launch
+    starts every trainer in a session of its own, so a kill of the launcher's process group (a
+    `kill -9 -- -PGID`, a job scheduler stopping the job) would otherwise leave the trainers
+    training and writing checkpoints with nobody to stop them. SIGKILL, because a trainer may be
+    waiting in a collective that its dead peers never finish; checkpoints are written
+    atomically and the run's lock ends with the process."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != parent:  # the parent exited before the kernel was asked
+        os._exit(1)
 
 
 class Runtime(object):
@@ -24,6 +44,7 @@ class Runtime(object):
             paddle.set_device("cpu")
             set_cpu_threads()
         if self.num_trainers > 1:
+            die_with_parent()
             paddle.distributed.init_parallel_env()
         self.is_main = self.trainer_id == 0
         self.scalars = None

@@ -78,6 +78,12 @@ def test_model_folder_round_trip(tmp_path, capsys):
     assert not (tmp_path / "ner_back" / "label_map.json").exists()
     assert (tmp_path / "m2" / "vocab.txt").read_bytes() == \
         (tmp_path / "hf" / "vocab.txt").read_bytes()
+    # and to HF once more: the MODEL_PATH's label_map.json names the labels without the flag
+    code, out, err = cli([back, tmp_path / "hf2", "--to", "hf"], capsys)
+    assert code == 0, err
+    assert "label_map.json" in out
+    hf2 = json.loads((tmp_path / "hf2" / "config.json").read_text())
+    assert hf2["id2label"] == hf_cfg["id2label"] and hf2["label2id"] == hf_cfg["label2id"]
 
 
 def test_step_checkpoint_with_vocab_and_config_flags(tmp_path, capsys):

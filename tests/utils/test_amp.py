@@ -257,6 +257,8 @@ def test_flags_that_leave_fp32_and_bad_flags(cpu, capsys):
                 dict(decr_every_n_nan_or_inf=0)):
         with pytest.raises(UsageError):
             make_scaler(flags(**bad))
+        with pytest.raises(UsageError):   # refused on a CPU too, not only where fp16 runs
+            amp_from_args(flags(use_fp16=True, **bad))
 
 
 def test_loss_scaling_is_a_notice_on_cpu_and_a_static_scale_for_fp16(cpu, cpu_scaler, capsys):

@@ -542,3 +542,15 @@ def test_assign_params_and_init_functions(tmp_path, capsys):
         format_pdparams.write_pdparams(ernie_params(heads=("cls",), num_labels=7),
                                        tmp_path / "ck2.pdparams")
         ckpt.init_checkpoint(m2, tmp_path / "ck2.pdparams")
+
+
+def test_an_inference_model_folder_is_refused_naming_its_checkpoint(tmp_path):
+    # a serving.export folder: programs with combined parameters, and the manifest's source
+    folder = tmp_path / "my_model"
+    folder.mkdir()
+    for name in ("model.json", "model.pdiparams", "encoder.json", "encoder.pdiparams"):
+        (folder / name).write_bytes(b"\0" * 64)
+    (folder / "manifest.json").write_text(json.dumps(
+        {"source_checkpoint": {"path": "/runs/checkpoints/step_80", "files": {}}}))
+    with pytest.raises(DataError, match="inference model folder.*/runs/checkpoints/step_80"):
+        ckpt.load_params(folder)
