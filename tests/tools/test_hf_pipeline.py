@@ -62,15 +62,15 @@ def classifier_model_dir(d, kind, seed=0):
     return d
 
 
-def toolkit_probabilities(model_dir, rows, tmp_path):
+def toolkit_probabilities(model_dir, rows, tmp_path, max_seq_len=64):
     """The toolkit's probabilities [N, 3] and token ids for TSV rows (text_a [, text_b])."""
     tsv = tmp_path / "predict.tsv"
     header = "text_a\ttext_b" if len(rows[0]) == 2 else "text_a"
     tsv.write_text(header + "\n" + "\n".join("\t".join(r) for r in rows) + "\n",
                    encoding="utf-8")
     # for_cn false: the Chinese scripts' true drops spaces, which the HF tokenizer keeps
-    reader = ClassifyReader(str(model_dir / "vocab.txt"), max_seq_len=64, is_inference=True,
-                            for_cn=False)
+    reader = ClassifyReader(str(model_dir / "vocab.txt"), max_seq_len=max_seq_len,
+                            is_inference=True, for_cn=False)
     cfg = ErnieConfig(str(model_dir / "ernie_config.json"))
     model = ErnieClassifier(cfg, num_labels=3)
     init_checkpoint(model, str(model_dir / "params"), training=False)
@@ -84,11 +84,11 @@ def toolkit_probabilities(model_dir, rows, tmp_path):
     return np.array(probs), [r.token_ids for r in records], [r.sent_ids for r in records]
 
 
-def pipeline_probabilities(clf, inputs):
+def pipeline_probabilities(clf, inputs, **kwargs):
     """[N, 3] probabilities by label id from pipeline outputs (every label, top_k=None)."""
     label2id = clf.model.config.label2id
     out = []
-    for scores in clf(inputs, top_k=None):
+    for scores in clf(inputs, top_k=None, **kwargs):
         row = np.zeros(len(scores))
         for s in scores:
             row[label2id[s["label"]]] = s["score"]
@@ -125,6 +125,14 @@ def test_pipeline_gives_the_toolkit_probabilities(kind, tmp_path, capsys):
     assert [enc["input_ids"]] == pair_ids and [enc["token_type_ids"]] == pair_types
     pair_theirs = pipeline_probabilities(clf, [{"text": PAIR[0], "text_pair": PAIR[1]}])
     assert np.abs(pair_ours - pair_theirs).max() <= TOL
+
+    # inputs longer than the toolkit's max_seq_len: the pipeline cuts them as told
+    long_inputs = ["".join(SENTENCES[:3]) * 2, SENTENCES[3] * 4]
+    cut_ours, cut_ids, _ = toolkit_probabilities(model_dir, [(s,) for s in long_inputs],
+                                                 tmp_path, max_seq_len=16)
+    assert all(len(i) == 16 for i in cut_ids)
+    cut_theirs = pipeline_probabilities(clf, long_inputs, truncation=True, max_length=16)
+    assert np.abs(cut_ours - cut_theirs).max() <= TOL
 
 
 @pytest.mark.slow
