@@ -18,23 +18,25 @@ Every request is checked before it reaches the model (pydantic schemas, then the
 `token_count` per item), and a bad one is answered with a one-line {"error": ...}: 400 for a
 body that is not UTF-8, 413 for a body larger than the largest valid request, 422 for one that
 is not JSON, wrong types, empty or oversized batches, texts over `max_text_chars` and items the
-model rejects; 503 with Retry-After when `max_queue` requests are waiting already. Requests of all
-clients share model calls through serving.batcher, which by default runs the model in worker
-processes (serving.model_process: Paddle keeps Python's lock while it predicts, which would
-stop the HTTP handling meanwhile), two copies on a machine of two cores or more, so that one
-runs a batch while the other's results go out and its next batch gathers. To scale out run
-several servers behind a load balancer.
+model rejects; 408 for a body that stops arriving; 503 with Retry-After when `max_queue`
+requests are waiting already. Requests of all clients share model calls through
+serving.batcher, which by default runs the model in worker processes (serving.model_process:
+Paddle keeps Python's lock while it predicts, which would stop the HTTP handling meanwhile), two
+copies on a machine of two cores or more, so that one runs a batch while the other's results go
+out and its next batch gathers. To scale out run several servers behind a load balancer.
 """
 import asyncio
+import errno
+import math
 import os
 import re
+import socket
 import sys
 from contextlib import asynccontextmanager
 from typing import Annotated, List, Literal, Union
 
 import numpy as np
 from fastapi import FastAPI
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, create_model
@@ -47,6 +49,13 @@ from serving.model_process import call_model
 # bounds what one request makes the server tokenize
 MAX_TEXT_CHARS = 20000
 RETRY_AFTER_SECONDS = 1
+# how long a request body may pause between two of its chunks: a client that stops sending
+# would otherwise hold its connection (and its handler) forever
+BODY_TIMEOUT_SECONDS = 30
+# a request with more text than this (in characters) has its items measured in a worker thread,
+# so that the event loop answers other requests meanwhile; shorter ones cost less to measure
+# than the hop to a thread
+INLINE_MEASURE_CHARS = 4000
 
 
 def jsonable(value):
@@ -64,6 +73,54 @@ def jsonable(value):
 
 def error(status, message, headers=None):
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def plain_errors(errors):
+    """pydantic's errors as JSON: without the input (possibly huge, or bytes that are not
+    UTF-8), with ctx's values that are not JSON (an exception, say) as text."""
+    def plain(value):
+        if value is None or isinstance(value, (str, int)) or (
+                isinstance(value, float) and math.isfinite(value)):
+            return value
+        return str(value)
+
+    out = []
+    for e in errors:
+        entry = {"type": str(e.get("type")), "loc": [plain(p) for p in e.get("loc", ())],
+                 "msg": str(e.get("msg"))}
+        if isinstance(e.get("ctx"), dict):
+            entry["ctx"] = {str(k): plain(v) for k, v in e["ctx"].items()}
+        out.append(entry)
+    return out
+
+
+def unparsed_body_message(cause):
+    """What was wrong with a body FastAPI could not parse as JSON (its own 400 does not say),
+    from the exception it failed with."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the request body's JSON is nested too deeply"
+    return "the request body could not be parsed as JSON (not UTF-8, or nested too deeply)"
+
+
+def text_chars(item):
+    """How many characters the texts of a (validated) request item have."""
+    if isinstance(item, str):
+        return len(item)
+    texts = item.values() if isinstance(item, dict) else item
+    return sum(len(t) for t in texts if isinstance(t, str))
+
+
+def token_counts(model, items):
+    """model.token_count of every item; a ValueError names the bad item by its place."""
+    counts = []
+    for i, item in enumerate(items):
+        try:
+            counts.append(model.token_count(item))
+        except ValueError as e:  # serving.api numbers the one item it was given 0
+            raise ValueError("item %d: %s" % (i, re.sub(r"^item 0: ", "", str(e)))) from None
+    return counts
 
 
 def one_line(errors, limit=3):
@@ -98,10 +155,11 @@ def request_schemas(task, max_items, max_text_chars):
 
 class BodyLimit:
     """ASGI middleware: 413 for a request body over `max_bytes`: at once when its
-    Content-Length says so, else as soon as the body read so far is over."""
+    Content-Length says so, else as soon as the body read so far is over; 408 when the
+    body, still incomplete, pauses for more than `timeout` seconds."""
 
-    def __init__(self, app, max_bytes):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes, timeout=BODY_TIMEOUT_SECONDS):
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -111,27 +169,39 @@ class BodyLimit:
             response = error(413, "request body of %d bytes is too large (limit %d)"
                              % (int(length), self.max_bytes))
             return await response(scope, receive, send)
-        seen = 0
+        seen, complete = 0, False
 
-        async def counted():
-            nonlocal seen
-            message = await receive()
+        # FastAPI passes an HTTPException raised here, while it reads the body, on to
+        # create_app's http_error
+        async def guarded():
+            nonlocal seen, complete
+            if complete:  # all that can come now is the client's disconnect, however late
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                # closing: the rest of a body that never came must not be read as the next
+                # request on this connection
+                raise HTTPException(408, "the request body stopped arriving: nothing came for "
+                                    "%g s" % self.timeout, {"Connection": "close"}) from None
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:  # FastAPI passes an HTTPException from here on
+            complete = not message.get("more_body", False)
+            if seen > self.max_bytes:
                 raise HTTPException(413, "request body too large (limit %d bytes)"
                                     % self.max_bytes)
             return message
 
-        return await self.app(scope, counted, send)
+        return await self.app(scope, guarded, send)
 
 
 def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_items=64,
-               max_text_chars=MAX_TEXT_CHARS, run=None):
+               max_text_chars=MAX_TEXT_CHARS, body_timeout=BODY_TIMEOUT_SECONDS, run=None):
     """The FastAPI app serving `model` (a serving.api model: .task, .labels, .max_seq_len,
     predict, encode, token_count). Its batcher (app.state.batcher) starts now and stops
     with the app. `run(key, items)` makes the model calls (a serving.model_process
     ModelProcess), or a list of such functions, one per model copy, called at once; by
-    default the batcher calls `model` in this process."""
+    default the batcher calls `model` in this process. A request body that pauses for more
+    than `body_timeout` seconds is answered 408."""
     if run is None:
         def run(key, items):
             return call_model(model, key, items)
@@ -149,28 +219,40 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
     max_body = max_items * 2 * (12 * max_text_chars + 64) + 4096
     app = FastAPI(title="ERNIE %s" % model.task, lifespan=lifespan)
     app.state.batcher = batcher
-    app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.add_middleware(BodyLimit, max_bytes=max_body, timeout=body_timeout)
     PredictRequest, EmbedRequest = request_schemas(model.task, max_items, max_text_chars)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc):
-        errors = jsonable_encoder(exc.errors())
-        for e in errors:  # never echo a (possibly huge) input back
-            e.pop("input", None)
+        # FastAPI parses a body as JSON only when its content-type says JSON, and hands
+        # any other on as bytes, which the schema then refuses
+        if isinstance(exc.body, (bytes, bytearray)):
+            try:
+                exc.body.decode("utf-8")
+            except UnicodeDecodeError:
+                return error(400, "the request body is not UTF-8")
+            return error(422, "the body is read as JSON only with content-type: "
+                         "application/json (got %s)"
+                         % (request.headers.get("content-type") or "no content-type"))
+        errors = plain_errors(exc.errors())
         return JSONResponse({"error": one_line(errors), "detail": errors}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
-        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        # this app's only 400 is FastAPI's, for a JSON body it could not parse
+        message = (unparsed_body_message(exc.__cause__) if exc.status_code == 400
+                   else str(exc.detail))
+        return error(exc.status_code, message, getattr(exc, "headers", None))
 
     async def answer(key, items, lengths=None):
         if lengths is None:
-            lengths = []
-            for i, item in enumerate(items):
-                try:
-                    lengths.append(model.token_count(item))
-                except ValueError as e:  # serving.api numbers the one item it was given 0
-                    return error(422, "item %d: %s" % (i, re.sub(r"^item 0: ", "", str(e))))
+            try:
+                if sum(map(text_chars, items)) > INLINE_MEASURE_CHARS:
+                    lengths = await asyncio.to_thread(token_counts, model, items)
+                else:
+                    lengths = token_counts(model, items)
+            except ValueError as e:
+                return error(422, str(e))
         try:
             future = batcher.submit(key, items, lengths)
         except QueueFull as e:
@@ -222,6 +304,38 @@ def model_copies(model_process=True, model_processes=None, num_threads=None):
     else:
         copies = max(1, min(2, cores // (num_threads or 1)))
     return copies, num_threads or max(1, cores // copies)
+
+
+def check_address(host, port):
+    """UsageError unless the server can listen on host:port. uvicorn finds out only once the
+    model is loaded, and says so in many lines; this binds as it does (every address `host`
+    resolves to, with SO_REUSEADDR) and lets go at once."""
+    from utils.errors import UsageError
+
+    def said(reason):  # the OS's "Address already in use" inside our one line
+        return reason[:1].lower() + reason[1:]
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except UnicodeError:  # a name IDNA cannot encode, such as "a..b"
+        raise UsageError("--host %s: not a valid host name" % host) from None
+    except OSError as e:
+        raise UsageError("--host %s: %s" % (host, said(e.strerror or str(e)))) from None
+    for family, kind, proto, _, address in addresses:
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:  # a family this machine lacks, which uvicorn skips too
+            continue
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio's server: IPv4 is bound on its own
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as e:
+                flag = "--host %s" % host if e.errno == errno.EADDRNOTAVAIL else "--port %d" % port
+                raise UsageError("%s: %s" % (flag, said(e.strerror or str(e)))) from None
 
 
 def build_parser():
@@ -276,6 +390,7 @@ def main(argv):
 
     if args.model_processes is not None and not args.model_process:
         raise UsageError("--model_processes needs --model_process true")
+    check_address(args.host, args.port)  # before the model loads, which takes a while
 
     import uvicorn
 

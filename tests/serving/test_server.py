@@ -196,7 +196,7 @@ JSON = {"content-type": "application/json"}
 @pytest.mark.parametrize("path, body, status, words", [
     ("/predict", b'{"items": ["unclosed"', 422, "JSON decode error"),
     ("/predict", b"not json at all", 422, "JSON decode error"),
-    ("/predict", b'{"items": ["\xff\xfe bad utf-8"]}', 400, "parsing the body"),
+    ("/predict", b'{"items": ["\xff\xfe bad utf-8"]}', 400, "the request body is not UTF-8"),
     ("/predict", b'["a list"]', 422, "valid dictionary"),
     ("/predict", b'{"items": "a text, not a list"}', 422, "valid list"),
     ("/predict", b'{"items": [1, 2]}', 422, "items.0"),
@@ -457,6 +457,7 @@ def serving_api_predict(folder, items):
     (["/no/such/folder"], "not a model folder"),
     (["{folder}", "--max_batch_size", "0"], "--max_batch_size must be >= 1"),
     (["{folder}", "--port", "70000"], "--port must be in 1..65535"),
+    (["{folder}", "--host", "999.1.1.1"], "--host 999.1.1.1: "),
     (["{folder}", "--max_wait_ms", "soon"], "invalid float value"),
     (["{folder}", "--model_processes", "0"], "--model_processes must be >= 1"),
     (["{folder}", "--model_processes", "2", "--model_process", "false"],
@@ -468,6 +469,19 @@ def test_the_command_line_refuses_bad_arguments_in_one_line(tiny_folder, args, w
     code, lines = run_script("-m", "serving.server",
                              *[a.format(folder=folder) for a in args])
     assert code != 0 and len(lines) == 1 and words in lines[0], lines
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_a_port_in_use_in_one_line_before_loading(tiny_folder):
+    """Before the model loads and its processes start: the one line is all it prints."""
+    from ernie_testkit import run_script
+    folder, _ = tiny_folder
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, lines = run_script("-m", "serving.server", folder, "--port", port)
+    assert code != 0 and lines == ["error: --port %d: address already in use" % port], lines
 
 
 @pytest.mark.parametrize("cores, flags, want", [
