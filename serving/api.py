@@ -15,13 +15,19 @@ tokenized as the batch scripts tokenize a line of their input files (the folder'
 settings) and predicted in batches of similar length. The results are those of
 predict_classifier.py, predict_sequence_labeling.py, run_mrc.py's nbest file and
 ernie_encoder.py for the same inputs. Bad input (an empty list, an item that is not text,
-an empty text) raises ValueError with a one-line message.
+an empty text, a text without tokens: only control or zero-width characters) raises
+ValueError with a one-line message.
 
-Importing this module changes nothing in the process; Paddle is loaded by `load`.
+Importing this module changes nothing in the process; Paddle is loaded by `load`, which keeps
+the root logger's level and handlers as they were (Paddle's import sets them) and silences the
+warning that Paddle's import gives when ccache, a compiler cache, is not installed.
 """
 import json
+import logging
 import os
+import sys
 import threading
+import warnings
 
 import numpy as np
 
@@ -42,6 +48,24 @@ def load(folder, num_threads=None, batch_size=32, predictor=True, precision="fp3
     prediction script run with --precision int8 on the folder) adds."""
     return Model(str(folder), num_threads=num_threads, batch_size=batch_size,
                  predictor=predictor, precision=precision)
+
+
+def _import_paddle():
+    """Import Paddle, leaving the process' logging as it was: Paddle's import gives the root
+    logger a handler and the level INFO, which would make every library's INFO messages
+    appear, and warns that ccache is missing, which matters only to compiling C++ extensions,
+    which inference does not do."""
+    if "paddle" in sys.modules:
+        return
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+            import paddle  # noqa: F401
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def _check_items(items, what):
@@ -88,7 +112,8 @@ class Model(object):
         self._predictor = None
         self.precision = precision  # what runs: set again when the predictor loads
         if predictor:
-            from utils.inference import cpu_precision  # loads Paddle
+            _import_paddle()
+            from utils.inference import cpu_precision
             self.precision = cpu_precision(precision, what="precision")
             if self.precision == "int8" and "int8" not in self.manifest:
                 from utils.errors import DataError
@@ -109,6 +134,7 @@ class Model(object):
 
     def _load_predictor(self, which):
         """The Predictor of the folder's "task" or "encoder" program at self.precision."""
+        _import_paddle()  # a model loaded with predictor=False has not imported Paddle yet
         from utils.inference import Predictor
         programs = self.manifest["int8"]["programs"] if self.precision == "int8" else \
             self.manifest["programs"]
@@ -165,20 +191,48 @@ class Model(object):
                    "text_b": _text(item[1], index, "text_b")}
         else:
             row = {"text_a": _text(item, index)}
-        return reader.build_record(row, "<input>", index)
+        record = reader.build_record(row, "<input>", index)
+        # a text of control or zero-width characters only is not empty, but tokenizes to
+        # nothing: the model would predict from [CLS] [SEP] alone
+        if "text_b" not in row:
+            if len(record.token_ids) == 2:
+                raise ValueError("item %d: the text has no tokens" % index)
+            return record
+        a_ids = record.sent_ids.count(0) - 2  # [CLS] text_a [SEP]
+        b_ids = len(record.sent_ids) - a_ids - 3  # text_b [SEP]
+        for name, count in (("text_a", a_ids), ("text_b", b_ids)):
+            # none left may also be the cut to max_seq_len of a model of a few tokens
+            if count == 0 and not reader.tokenizer.tokenize(reader.clean_text(row[name])):
+                raise ValueError("item %d: %s has no tokens" % (index, name))
+        return record
 
     def _tag_example(self, item, index):
-        if isinstance(item, (tuple, list)):
-            for token in item:
-                _text(token, index, "a token")
-            text = "\x02".join(item)
+        is_list = isinstance(item, (tuple, list))
+        if is_list:
+            for k, token in enumerate(item):
+                _text(token, index, "token %d" % k)
+                if "\x02" in token:
+                    raise ValueError("item %d: token %d %r contains \\x02, which separates "
+                                     "tokens" % (index, k, token))
+            # joined by \x02, with an empty last token: a line that has \x02 is split at
+            # \x02 only, so a token with spaces stays one token (a list of one token has no
+            # \x02 otherwise and would be split at its spaces); the empty token is dropped
+            text = "\x02".join(list(item) + [""])
         else:
             text = _text(item, index)
         from utils.errors import DataError
         try:
-            return self._reader.build_example({"text_a": text}, "<input>", index)
+            example = self._reader.build_example({"text_a": text}, "<input>", index)
         except DataError as e:
             raise ValueError("item %d: %s" % (index, str(e).split(": ", 1)[-1])) from None
+        if is_list:
+            example = example._replace(tokens=example.tokens[:-1],
+                                       first_piece=example.first_piece[:-1])
+        if not example.piece_ids:  # see _pair_record; each token would be labelled O
+            raise ValueError("item %d: %s" % (index, "no token has any vocabulary pieces (each "
+                                              "tokenizes to nothing)" if is_list
+                                              else "the text has no tokens"))
+        return example
 
     def _mrc_features(self, item, index, next_id):
         if not isinstance(item, dict):
@@ -221,7 +275,13 @@ class Model(object):
     def tag(self, texts):
         """texts: [str (tokens joined by \\x02, or by spaces when there is no \\x02, as a line
         of predict_sequence_labeling.py's input) or [token, ...]] -> [[(token, label), ...]],
-        one label per token; long inputs are predicted in windows."""
+        one label per token; long inputs are predicted in windows.
+
+        A token of a list is kept whole, as a token of a \\x02-joined line is: one that
+        contains spaces ("王 五") is tokenized into several pieces and takes the label of its
+        first. A token may not contain \\x02 (it separates the tokens of a line). ValueError
+        for a text or list that has no token at all (only control or zero-width
+        characters)."""
         from finetune.sequence_label import predict_labels
         self._need("tag")
         _check_items(texts, "texts")
@@ -267,13 +327,18 @@ class Model(object):
         if pooling not in ("cls", "mean"):
             raise ValueError("pooling must be \"cls\" or \"mean\", got %r" % (pooling,))
         _check_items(texts, "texts or (text_a, text_b) pairs")
-        if self._encoder is None:  # a task folder loads its encoder on the first call
+        # a task folder makes its encoder's reader and loads the encoder on the first call;
+        # the texts are checked in between, so that bad ones fail without the load
+        if self._encode_reader is None:
             with self._lock:
-                if self._encoder is None:
+                if self._encode_reader is None:
                     self._encode_reader = self._make_reader("encode")
-                    self._encoder = self._load_predictor("encoder")
         reader = self._encode_reader
         records = [self._pair_record(reader, t, i) for i, t in enumerate(texts)]
+        if self._encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    self._encoder = self._load_predictor("encoder")
 
         def per_example(outputs, feed):
             seq_out, pooled = outputs

@@ -22,8 +22,9 @@ sha256} of every other file), and once int8 programs are added (serving/int8.py)
 "examples" (model inputs: a long tag input counts once per window), "method"}})}.
 
 `export_folder` writes a folder atomically; `read_manifest` checks one; `is_model_folder`
-tells one from a checkpoint.
+tells one from a checkpoint; `manifest_digest` tells one export from another.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -58,11 +59,20 @@ def read_manifest(folder, verify=True):
     one-line DataError naming the file otherwise."""
     folder = str(folder)
     path = os.path.join(folder, MANIFEST)
+    # checked before the open, whose errors (NotADirectoryError, IsADirectoryError) would
+    # name neither what is wrong nor which path the user gave
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise DataError("%s is not a model folder (it is a file; give the folder python -m "
+                        "serving.export wrote)" % folder)
+    if os.path.isdir(path):
+        raise DataError("%s: %s is not a file (a directory)" % (folder, MANIFEST))
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
     except FileNotFoundError:
         raise DataError("%s: not a model folder (no %s)" % (folder, MANIFEST)) from None
+    except OSError as e:  # unreadable: permissions, a special file
+        raise DataError("%s: cannot read (%s)" % (path, e.strerror or e)) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError("%s: not a json manifest (%s)" % (path, str(e).splitlines()[0])) from None
     if isinstance(manifest, dict) and "format_version" not in manifest:
@@ -84,6 +94,20 @@ def read_manifest(folder, verify=True):
             raise DataError("%s: checksum does not match %s (the file was changed after "
                             "export)" % (file, path))
     return manifest
+
+
+def manifest_digest(manifest, precision="fp32"):
+    """A short hex digest of what a manifest (read_manifest's) says the folder predicts with
+    at `precision`: the sha256 of every file, the task and the settings. Two folders with the
+    same digest predict the same. Left out: where the model came from (source_checkpoint),
+    and but for int8 the int8 programs, which serving.int8 adds to a folder in use."""
+    served = {k: v for k, v in manifest.items() if k != "source_checkpoint"}
+    if precision != "int8" and "int8" in served:
+        prefixes = tuple(p + "." for p in served.pop("int8").get("programs", {}).values())
+        served["files"] = {name: digest for name, digest in served["files"].items()
+                           if not name.startswith(prefixes)}
+    text = json.dumps(served, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def checkpoint_fingerprint(path):
@@ -203,6 +227,16 @@ class ExportPlan(object):
     def write(self, output_dir):
         """Build the model, export it and write the folder atomically (utils.fileio.atomic_dir:
         a failed export leaves `output_dir` as it was). Returns output_dir."""
+        if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
+            # now, not after the model is built: atomic_dir would fail at its last rename
+            raise UsageError("%s is a file, not a folder: the model folder cannot be "
+                             "written there" % output_dir)
+        if os.path.isdir(output_dir) and os.listdir(output_dir) and \
+                not is_model_folder(output_dir):
+            # the new folder replaces it whole: a mistyped --output_dir must not lose its files
+            raise UsageError("refusing to replace %s: it holds %r and is not a model folder; "
+                             "choose a new or empty folder"
+                             % (output_dir, sorted(os.listdir(output_dir))[0]))
         from model.ernie import ErnieConfig, encoder_input_spec
         from utils.fileio import atomic_dir, atomic_write_text
         from utils.inference import export

@@ -395,13 +395,16 @@ def main(argv):
     import uvicorn
 
     from serving import api
-    from serving.model_process import start_model_processes
+    from serving.model_process import model_identity, start_model_processes
     copies, threads = model_copies(args.model_process, args.model_processes, args.num_threads)
     # checks the folder first; no Paddle in this process when worker processes predict
     model = api.load(args.model_dir, num_threads=threads, predictor=not args.model_process,
                      precision=args.precision)
+    # the copies must hold the model /health describes, also after a restart
     runs = start_model_processes(args.model_dir, copies, num_threads=threads,
-                                 precision=args.precision) if args.model_process else None
+                                 precision=args.precision,
+                                 identity=model_identity(model, args.precision)) \
+        if args.model_process else None
     print("serving %s (%s) with %d model %s of %d thread%s" % (
         args.model_dir, model.task, copies, "process" + "es" * (copies > 1) if runs else "copy",
         threads, "s" * (threads > 1)), file=sys.stderr, flush=True)

@@ -4,10 +4,13 @@ before any work starts (check_output_dir, check_output_file).
 
 Every write goes to the temporary sibling `<path>.tmp-<pid>` and is renamed into place; a
 directory being replaced is first moved aside as `<path>.old-<pid>`. The pid in both names lets
-a later run tell the leftovers of a dead process from those of a live one."""
+a later run tell the leftovers of a dead process from those of a live one: once a write to
+`path` has put it in place, what dead processes left of `path` is removed
+(remove_dead_leftovers)."""
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 
 from utils.errors import UsageError
@@ -28,6 +31,36 @@ def remove_quietly(path):
         pass
 
 
+def process_alive(pid):
+    """Is process `pid` running (or a zombie)? A process of another user counts as alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_leftovers(path):
+    """Remove `<path>.tmp-<pid>` and `<path>.old-<pid>` of processes no longer running (a
+    write killed, by kill -9, before it could clean up). Called once a write has put `path`
+    in place: a leftover is then never the only copy of `path` (a process killed between
+    atomic_dir's two renames leaves no `path`, and utils.resume brings a checkpoint back from
+    its leftovers). Those of live processes, writes under way, are left alone."""
+    parent, base = os.path.split(os.path.normpath(os.fspath(path)))
+    pattern = re.compile(re.escape(base) + r"\.(?:tmp|old)-(\d+)")
+    try:
+        names = os.listdir(parent or os.curdir)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and int(match.group(1)) != os.getpid() and not process_alive(
+                int(match.group(1))):
+            remove_quietly(os.path.join(parent, name))
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary sibling path to write; it replaces `path` only if the block succeeds."""
@@ -41,6 +74,7 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    remove_dead_leftovers(path)
 
 
 def atomic_write_text(path, text):
@@ -85,6 +119,7 @@ def atomic_dir(dest, keep=lambda name: False):
     finally:
         if os.path.lexists(tmp):   # what a failed write left
             remove_quietly(tmp)
+    remove_dead_leftovers(dest)
 
 
 def _nearest_existing(path):

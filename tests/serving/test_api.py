@@ -5,6 +5,7 @@ predict_sequence_labeling.py (tag), run_mrc.py's nbest file (mrc) and ernie_enco
 The checkpoints are tiny random models (every tensor random, heads too) written with the
 toolkit's own 2019-format writer; the scripts run in-process through run_cli."""
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -231,6 +232,26 @@ def test_bad_input_is_a_one_line_value_error(s, cls_folder):
         model.encode(["a"], pooling="max")
 
 
+# only control characters, only zero-width characters: not empty, but no token either
+NO_TOKENS = ["\u0001\u0002", "\u200b\u200b", "\u0000"]
+
+
+def test_a_text_without_tokens_is_a_one_line_value_error(s, cls_folder):
+    model = load(cls_folder)
+    for call in (model.classify, model.encode):
+        for text in NO_TOKENS:
+            with pytest.raises(ValueError, match=r"^item 1: the text has no tokens$"):
+                call(["质量差", text])
+        with pytest.raises(ValueError, match=r"^item 0: text_b has no tokens$"):
+            call([("质量差", "\u200b")])
+        with pytest.raises(ValueError, match=r"^item 1: text_a has no tokens$"):
+            call([("好", "好"), ("\u0001", "质量差")])
+    # what the server checks every item with first
+    for item, said in [(NO_TOKENS[0], "the text"), (("好", "\u0000"), "text_b")]:
+        with pytest.raises(ValueError, match=r"^item 0: %s has no tokens$" % said):
+            model.token_count(item)
+
+
 def test_token_count_is_the_length_of_the_model_input(s, cls_folder):
     model = load(cls_folder)
     assert model.token_count("质量差") == 5                # [CLS] 3 characters [SEP]
@@ -264,6 +285,32 @@ def test_tag_matches_predict_sequence_labeling(s, ner_folder):
                                      "--predict_set", s.ner_set, "--output_file", folder_out,
                                      "--batch_size", "2"], s.root)
     assert folder_out.read_bytes() == out.read_bytes()
+
+
+def test_a_token_with_spaces_gets_one_label(s, ner_folder):
+    model = load(ner_folder)
+    (one,), = model.tag([["王 五"]])
+    assert one[0] == "王 五" and one[1] in model.labels
+    assert model.token_count(["王 五"]) == 4             # [CLS] 王 五 [SEP]
+    # kept whole as in a line joined by \x02, which predict_sequence_labeling.py reads
+    got = model.tag([["质 量", "差"], "质 量" + SX + "差"])
+    assert [t for t, _ in got[0]] == ["质 量", "差"] and got[0] == got[1]
+    assert [t for t, _ in model.tag(["质 量"])[0]] == ["质", "量"]   # a line without \x02
+    with pytest.raises(ValueError, match=r"^item 0: token 1 '量\\x02差' contains \\x02"):
+        model.tag([["质", "量" + SX + "差"]])
+
+
+def test_tag_rejects_a_text_without_tokens(s, ner_folder):
+    model = load(ner_folder)
+    for text in NO_TOKENS:
+        with pytest.raises(ValueError, match=r"^item 1: the text has no tokens$"):
+            model.tag(["质量差", text])
+        with pytest.raises(ValueError, match=r"^item 0: no token has any"):
+            model.tag([list(text.replace(SX, "\u0003"))])
+        with pytest.raises(ValueError, match=r"^item 0: the text has no tokens$"):
+            model.token_count(text)
+    # a token without pieces beside others is labelled O, as in predict_sequence_labeling.py
+    assert model.tag([["质", "\u200b"]])[0][1] == ("\u200b", "O")
 
 
 # ---- mrc ----------------------------------------------------------------------------------
@@ -339,3 +386,25 @@ def test_importing_the_api_changes_nothing_in_the_process():
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == [True, False]
+
+
+def test_load_leaves_logging_and_warnings_as_they_were(s, cls_folder):
+    # Paddle's import sets the root logger to INFO with a handler, and warns about ccache
+    probe = ("import json, logging, sys, serving.api; root = logging.getLogger(); "
+             "model = serving.api.load(sys.argv[1], num_threads=1); model.classify(['好']); "
+             "print(json.dumps([root.level, len(root.handlers), 'paddle' in sys.modules]))")
+    proc = subprocess.run([sys.executable, "-c", probe, str(cls_folder)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [logging.WARNING, 0, True]
+    assert "ccache" not in proc.stderr, proc.stderr
+
+
+def test_the_identity_of_a_folder_changes_when_it_is_exported_over(s):
+    from serving.folder import manifest_digest, read_manifest
+    from serving.model_process import model_identity
+    folder = export(s, "classify", s.cls, "overwritten", "--num_labels", "3")
+    first = model_identity(load(folder))
+    assert first == manifest_digest(read_manifest(folder))
+    export(s, "regress", s.reg, "overwritten")
+    assert model_identity(load(folder)) != first

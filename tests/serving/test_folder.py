@@ -1,19 +1,28 @@
 """serving.folder without a model: telling a model folder from a checkpoint, checking the
-manifest, and the flags a folder stands for (the exports themselves: tests/serving/test_api.py)."""
+manifest, and the flags a folder stands for (the exports themselves: tests/serving/test_api.py);
+and what killed writes of a folder leave behind (utils.fileio)."""
 import argparse
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from ernie_testkit import REPO
 from serving.folder import (
     FORMAT_VERSION,
+    ExportPlan,
     is_model_folder,
     label_names,
+    manifest_digest,
     read_manifest,
     sha256,
     use_folder,
 )
 from utils.errors import DataError, UsageError
+from utils.fileio import atomic_dir, atomic_write_text
 
 
 def write_folder(d, task="classify", **changes):
@@ -101,3 +110,138 @@ def test_label_names_follow_predict_classifier():
     assert label_names({"contradictory": 0, "contradiction": 0, "entailment": 1}, 3) == \
         ["contradiction", "entailment", "2"]
     assert label_names(None, 2) == ["0", "1"]
+
+
+def one_line_error(err):
+    """The stderr of a command-line failure: one line, no traceback."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_a_file_or_a_manifest_directory_is_one_line_error(tmp_path):
+    import serving.api
+    file = tmp_path / "some_file.tsv"
+    file.write_text("text_a\nx\n")
+    for load in (read_manifest, serving.api.load):
+        with pytest.raises(DataError, match="some_file.tsv is not a model folder") as info:
+            load(file)
+        assert "\n" not in str(info.value)
+    d = write_folder(tmp_path / "f")
+    (d / "manifest.json").unlink()
+    (d / "manifest.json").mkdir()
+    with pytest.raises(DataError, match="f: manifest.json is not a file"):
+        read_manifest(d)
+    assert not is_model_folder(d) and not is_model_folder(file)
+    # the server's command line: a one-line error, before any model loads
+    for target, said in ((file, "is not a model folder"), (d, "manifest.json is not a file")):
+        proc = subprocess.run([sys.executable, "-m", "serving.server", str(target)], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and said in one_line_error(proc.stderr), proc.stderr
+
+
+def test_export_to_an_existing_file_is_one_line_error(tmp_path):
+    d = write_folder(tmp_path / "src")
+    file = tmp_path / "taken"
+    file.write_text("not a folder")
+    with pytest.raises(UsageError, match="taken is a file"):
+        ExportPlan("encode", d, d / "ernie_config.json", d / "vocab.txt").write(str(file))
+    proc = subprocess.run([sys.executable, "-m", "serving.export", "--init_checkpoint", str(d),
+                           "--task", "encode", "--ernie_config_path",
+                           str(d / "ernie_config.json"), "--vocab_path", str(d / "vocab.txt"),
+                           "--output_dir", str(file)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "--output_dir" in one_line_error(proc.stderr) and "is a file" in proc.stderr
+    assert file.read_text() == "not a folder"
+
+
+def test_export_over_a_folder_of_other_files_is_refused(tmp_path):
+    # (exports over an earlier model folder replace it: tests/serving/test_api.py)
+    d = write_folder(tmp_path / "src")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.md").write_text("keep me")
+    plan = ExportPlan("encode", d, d / "ernie_config.json", d / "vocab.txt")
+    with pytest.raises(UsageError, match="refusing to replace .*notes.md"):
+        plan.write(str(mine))
+    assert (mine / "notes.md").read_text() == "keep me"
+
+
+def test_the_manifest_digest_tells_one_export_from_another(tmp_path):
+    d = write_folder(tmp_path / "f")
+    digest = manifest_digest(read_manifest(d))
+    assert digest == manifest_digest(read_manifest(d))
+    assert manifest_digest(read_manifest(write_folder(d, task="tag"))) != digest
+    # the same settings, another vocabulary
+    manifest = json.loads((write_folder(d) / "manifest.json").read_text())
+    (d / "vocab.txt").write_text("[PAD]\n[CLS]\n[SEP]\nnew\n")
+    manifest["files"]["vocab.txt"] = sha256(d / "vocab.txt")
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    assert manifest_digest(read_manifest(d)) != digest
+
+
+# ---- what writes that were killed left behind (utils.fileio) ----------------------------------
+
+def killed_writer(dest, kind):
+    """The pid of a process killed (kill -9) in the middle of an atomic write to `dest`."""
+    write = {"dir": "with atomic_dir(dest) as tmp:\n    open(tmp + '/half', 'w').write('x')",
+             "file": "with atomic_path(dest) as tmp:\n    open(tmp, 'w').write('x')"}[kind]
+    code = ("import os, sys\nfrom utils.fileio import atomic_dir, atomic_path\n"
+            "dest = sys.argv[1]\n%s\n    os.kill(os.getpid(), 9)\n" % write)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(dest)], cwd=REPO)
+    assert proc.wait(120) == -9
+    return proc.pid
+
+
+@pytest.fixture
+def live_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def test_a_later_write_removes_what_killed_writes_left(tmp_path, live_pid):
+    dest = tmp_path / "model_dir"
+    dead = killed_writer(dest, "dir")
+    assert sorted(os.listdir(tmp_path)) == ["model_dir.tmp-%d" % dead]
+    # a writer killed between atomic_dir's renames: the old copy moved aside
+    (tmp_path / ("model_dir.old-%d" % dead)).mkdir()
+    (tmp_path / ("model_dir.tmp-%d" % live_pid)).mkdir()   # a write under way
+    (tmp_path / "model_dir.tmp-x").mkdir()                 # not a name atomic_dir makes
+    (tmp_path / ("other.tmp-%d" % dead)).mkdir()             # another destination's
+    with atomic_dir(str(dest)) as tmp:
+        (Path(tmp) / "manifest.json").write_text("{}")
+    assert sorted(os.listdir(tmp_path)) == sorted([
+        "model_dir", "model_dir.tmp-%d" % live_pid, "model_dir.tmp-x", "other.tmp-%d" % dead])
+    assert os.listdir(dest) == ["manifest.json"]
+
+
+def test_a_failed_write_leaves_what_killed_writes_left(tmp_path):
+    dest = tmp_path / "model_dir"
+    dead = killed_writer(dest, "dir")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(str(dest)):
+            raise RuntimeError("export failed")
+    # no model_dir: what the killed write left may be all there is of it
+    assert sorted(os.listdir(tmp_path)) == ["model_dir.tmp-%d" % dead]
+
+
+def test_a_later_file_write_removes_what_killed_writes_left(tmp_path):
+    dest = tmp_path / "pred.tsv"
+    dead = killed_writer(dest, "file")
+    assert sorted(os.listdir(tmp_path)) == ["pred.tsv.tmp-%d" % dead]
+    atomic_write_text(str(dest), "ok\n")
+    assert sorted(os.listdir(tmp_path)) == ["pred.tsv"]
+
+
+def test_adding_int8_programs_changes_the_digest_at_int8_only(tmp_path):
+    d = write_folder(tmp_path / "f", source_checkpoint={"path": "a", "files": {}})
+    manifest = read_manifest(d)
+    moved = dict(manifest, source_checkpoint={"path": "b", "files": {}})
+    assert manifest_digest(moved) == manifest_digest(manifest)   # where it came from
+    int8 = dict(manifest, int8={"programs": {"task": "model_int8"}},
+                files=dict(manifest["files"], **{"model_int8.pdiparams": "0" * 64}))
+    assert manifest_digest(int8) == manifest_digest(manifest)
+    assert manifest_digest(int8, "int8") != manifest_digest(manifest, "int8")
