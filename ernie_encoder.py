@@ -16,6 +16,7 @@ task (python -m serving.export): its encoder, config, vocabulary and tokenizer s
 used, and nothing is exported.
 """
 import os
+import sys
 
 import numpy as np
 
@@ -32,6 +33,26 @@ from utils import predict_args
 from utils.args import check_files, check_positive, print_arguments
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import atomic_path, check_output_dir
+
+
+class CountingReader(ExtractEmbeddingReader):
+    """ExtractEmbeddingReader that counts the inputs it cuts to --max_seq_len (2019 cut them
+    silently; the count is reported in one notice line)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cut = 0
+
+    def build_record(self, row, path, line):
+        record = super().build_record(row, path, line)
+        # only a record that fills max_seq_len may have been cut: tokenize that one again, in
+        # full, to tell (the others keep all their tokens)
+        if len(record.token_ids) == self.max_seq_len:
+            full = 2 + len(self.tokenizer.tokenize(self.clean_text(row["text_a"])))
+            if "text_b" in row:
+                full += 1 + len(self.tokenizer.tokenize(self.clean_text(row["text_b"])))
+            self.cut += full > self.max_seq_len
+        return record
 
 
 def build_parser():
@@ -57,15 +78,19 @@ def main(argv):
     check_positive(args, "batch_size", "max_seq_len", "cpu_threads")
     check_output_dir("--output_dir", args.output_dir)  # before any work, creating nothing
     config = ErnieConfig(args.ernie_config_path)
-    reader = ExtractEmbeddingReader(args.vocab_path, max_seq_len=args.max_seq_len,
-                                    do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
-                                    sp_model=args.sentence_piece_model)
+    reader = CountingReader(args.vocab_path, max_seq_len=args.max_seq_len,
+                            do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
+                            sp_model=args.sentence_piece_model)
     check_against_config(args, config, reader.tokenizer.vocab)
     records = reader.records(args.data_set)
     if not records:
         raise DataError("%s: no examples after the header line (--data_set)" % args.data_set)
     print("Device count: 1")
     print("Total num examples: %d" % len(records))
+    if reader.cut:
+        print("notice: %d of %d inputs were longer than --max_seq_len %d tokens ([CLS] and [SEP] "
+              "included) and were cut to it" % (reader.cut, len(records), args.max_seq_len),
+              file=sys.stderr)
 
     if not folder:  # exporting creates --output_dir, where the .npy files go too
         plan = ExportPlan("encode", args.init_pretraining_params, args.ernie_config_path,

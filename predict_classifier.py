@@ -23,7 +23,14 @@ from reader.task_reader import ClassifyReader, check_label_map_ids
 from serving.folder import ExportPlan, export_once, is_model_folder, use_folder
 from serving.int8 import script_predictor
 from utils import predict_args
-from utils.args import check_files, check_positive, print_arguments
+from utils.args import (
+    IS_CLASSIFY_DEFAULT,
+    check_files,
+    check_head_flags,
+    check_positive,
+    print_arguments,
+    resolve_is_classify,
+)
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import atomic_write_text, check_output_dir, check_output_file
 
@@ -32,6 +39,9 @@ def build_parser():
     parser, model_g, data_g, run_g = predict_args.build_parser(__doc__.splitlines()[0])
     predict_args.add_checkpoint_flags(model_g, data_g, run_g)
     model_g.add_arg("num_labels", int, 2, "Number of classes.")
+    model_g.add_arg("is_classify", bool, None,
+                    "(ours) The checkpoint is a classifier (run_classifier.py's flag).",
+                    default_text=IS_CLASSIFY_DEFAULT)
     model_g.add_arg("is_regression", bool, False, "(ours) The checkpoint is a regression model.")
     data_g.add_arg("predict_set", str, None, "TSV with a header: text_a [, text_b].")
     data_g.add_arg("label_map_config", str, None, "json mapping label names to ids.")
@@ -45,7 +55,14 @@ def main(argv):
     args = build_parser().parse_args(argv)
     folder = is_model_folder(args.init_checkpoint)
     if folder:  # the folder's settings replace the flags' defaults
-        _, prefix = use_folder(args, argv, "init_checkpoint", ("classify", "regress"))
+        manifest, prefix = use_folder(args, argv, "init_checkpoint", ("classify", "regress"))
+        if args.is_classify is not None and args.is_classify == args.is_regression:
+            raise UsageError("--is_classify %s contradicts the model folder %s (task %s); "
+                             "leave it out" % (str(args.is_classify).lower(),
+                                               args.init_checkpoint, manifest["task"]))
+    # the head follows --is_regression (or the folder's task) unless --is_classify is given
+    resolve_is_classify(args)
+    check_head_flags(args)
     print_arguments(args)
     for name in ("init_checkpoint", "ernie_config_path", "vocab_path", "predict_set"):
         if not getattr(args, name):
@@ -66,8 +83,7 @@ def main(argv):
     reader = ClassifyReader(
         args.vocab_path, label_map_config=args.label_map_config, max_seq_len=args.max_seq_len,
         do_lower_case=args.do_lower_case, is_inference=True, tokenizer=args.tokenizer,
-        for_cn=args.for_cn, is_classify=not args.is_regression,
-        is_regression=args.is_regression,
+        for_cn=args.for_cn, is_classify=args.is_classify, is_regression=args.is_regression,
         task_id=args.task_id if args.ernie_version == "2.0" else 0,
         sp_model=args.sentence_piece_model)
     check_against_config(args, config, reader.tokenizer.vocab)

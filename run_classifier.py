@@ -13,6 +13,7 @@ paddle_env.apply()  # before Paddle loads: it reads these settings once
 from finetune import classifier, runner
 from finetune.metrics import METRIC_CHOICES
 from reader.task_reader import ClassifyReader, check_label_map_ids
+from utils.args import check_head_flags
 from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import check_output_file
 from utils.finetune_args import build_parser
@@ -36,8 +37,7 @@ class ClassifierTask(runner.Task):
         args = self.args
         runner.check_finetune_args(args, positive=("num_labels",),
                                    files=("diagnostic", "label_map_config"))
-        if args.is_classify == args.is_regression:
-            raise UsageError("exactly one of --is_classify and --is_regression must be true")
+        check_head_flags(args)
         if args.metric not in METRIC_CHOICES:
             raise UsageError("--metric %r is not one of: %s"
                              % (args.metric, ", ".join(METRIC_CHOICES)))

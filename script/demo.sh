@@ -17,9 +17,8 @@ OUT=${DEMO_DIR:-$ROOT/demo_output}
 SCALE=${DEMO_SCALE:-small}
 PYTHON=${PYTHON:-python3}
 export PYTHON
-mkdir -p "$OUT/logs"
-OUT=$(cd "$OUT" && pwd)
 
+# DEMO_SCALE is checked before the demo folder is made: a typo leaves nothing behind
 case "$SCALE" in
     small)  HIDDEN=128 LAYERS=4 HEADS=4 PRE_STEPS=2400 PRE_TOKENS=4096 SENT_EPOCH=3 NER_EPOCH=1
             NER_TRAIN=12000 ;;
@@ -29,6 +28,8 @@ case "$SCALE" in
             NER_TRAIN=2000 ;;
     *) echo "error: DEMO_SCALE must be small, full or tiny, got $SCALE" >&2; exit 2 ;;
 esac
+mkdir -p "$OUT/logs"
+OUT=$(cd "$OUT" && pwd)
 
 stage() {  # stage NAME COMMAND...: run once, remember how long it took
     name=$1

@@ -42,11 +42,15 @@ class ArgumentGroup(object):
     def __init__(self, parser, title, des):
         self._group = parser.add_argument_group(title=title, description=des)
 
-    def add_arg(self, name, type, default, help, positional_arg=False, **kwargs):
+    def add_arg(self, name, type, default, help, positional_arg=False, default_text=None,
+                **kwargs):
+        """`default_text` describes a default that depends on other flags (the value is then
+        None, resolved after parsing)."""
         prefix = "" if positional_arg else "--"
         type = str2bool if type is bool else type
         self._group.add_argument(prefix + name, default=default, type=type,
-                                 help=help + " Default: %(default)s.", **kwargs)
+                                 help=help + " Default: %s." % (default_text or "%(default)s"),
+                                 **kwargs)
 
 
 def print_arguments(args):
@@ -82,6 +86,25 @@ def check_seed(args):
     seed = getattr(args, "random_seed", None)
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise UsageError("--random_seed must be an integer in 0..%d, got %s" % (MAX_SEED, seed))
+
+
+# --is_classify's help, where the flag is left to follow --is_regression
+IS_CLASSIFY_DEFAULT = "true, or false when --is_regression true is given"
+
+
+def resolve_is_classify(args):
+    """--is_classify left out (None) is the opposite of --is_regression: a user who asks for a
+    regression head does not also have to switch the classification head off. Both given true
+    (or both false) is still refused, by the scripts' own checks."""
+    if args.is_classify is None:
+        args.is_classify = not args.is_regression
+    return args
+
+
+def check_head_flags(args):
+    """Exactly one of the two heads, once --is_classify has been resolved."""
+    if args.is_classify == args.is_regression:
+        raise UsageError("exactly one of --is_classify and --is_regression must be true")
 
 
 def check_files(args, *names):

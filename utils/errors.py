@@ -3,10 +3,16 @@
 Every entry point runs its `main` through `run_cli`: a `UsageError` (bad flag, missing
 path) exits with 2, a `DataError` (a file whose content is wrong) exits with 1, and both
 print a single line to stderr. `--debug` on the command line (or ERNIE_DEBUG=1) shows the
-traceback instead.
+traceback instead. Ctrl-C (SIGINT) and `kill` (SIGTERM) stop the run the same way: the exception
+unwinds through the same clean-up (temporary files and folders removed, no partial step_N), and
+one line says which (`error: interrupted`, exit 130; `error: terminated`, exit 143).
 """
+import importlib.abc
+import importlib.util
 import os
+import signal
 import sys
+import threading
 
 
 class ErnieError(Exception):
@@ -24,6 +30,42 @@ class DataError(ErnieError):
     exit_code = 1
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C raises KeyboardInterrupt: a subclass, so
+    that whatever handles an interruption handles this one too."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _handle_sigterm():
+    """SIGTERM raises Terminated in the main thread (Python runs signal handlers there only)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+class _AfterPaddleImport(importlib.abc.MetaPathFinder):
+    """Re-installs the SIGTERM handler once Paddle has loaded, for the entry points that import
+    it inside `main`: importing Paddle puts its own C-level SIGTERM handler over any set
+    before, and that one prints a C++ stack dump and never runs the clean-up."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "paddle":
+            return None
+        sys.meta_path.remove(self)      # once; find_spec below asks the other finders
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def exec_then_handle(module):
+                exec_module(module)
+                _handle_sigterm()
+
+            spec.loader.exec_module = exec_then_handle
+        return spec
+
+
 def where(path, line=None):
     """`path` or `path:line`, the prefix every data error starts with."""
     return "%s:%d" % (path, line) if line is not None else str(path)
@@ -35,6 +77,15 @@ def run_cli(main, argv=None):
     debug = "--debug" in argv or os.environ.get("ERNIE_DEBUG") == "1"
     if "--debug" in argv:
         argv.remove("--debug")
+    # Paddle's import installs a SIGTERM handler of its own (a C++ stack dump, no clean-up).
+    # The entry points import Paddle before they call run_cli, so this one replaces it; for
+    # those that import it later, inside main, the finder sets this one again after it.
+    previous = signal.getsignal(signal.SIGTERM)
+    _handle_sigterm()
+    finder = None
+    if "paddle" not in sys.modules:
+        finder = _AfterPaddleImport()
+        sys.meta_path.insert(0, finder)
     try:
         rc = main(argv)
     except ErnieError as e:
@@ -47,7 +98,16 @@ def run_cli(main, argv=None):
             raise
         print("error: %s: no such file or directory" % (e.filename or e), file=sys.stderr)
         sys.exit(1)
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        # a caller that runs main in-process (the tests) gets its own handling back
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(rc or 0)

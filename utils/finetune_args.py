@@ -1,10 +1,19 @@
 """Flags shared by run_classifier.py, run_sequence_labeling.py and run_mrc.py (2019 names and
 defaults; new flags are marked as ours in their help)."""
-from utils.args import ArgumentGroup, ArgumentParser
+from utils.args import IS_CLASSIFY_DEFAULT, ArgumentGroup, ArgumentParser, resolve_is_classify
+
+
+class FinetuneParser(ArgumentParser):
+    """Resolves the flags whose default depends on another flag (--is_classify) as it parses,
+    so that every script, and the configuration they print, sees the value used."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        return resolve_is_classify(parsed), rest
 
 
 def build_parser(description):
-    parser = ArgumentParser(description=description)
+    parser = FinetuneParser(description=description)
 
     model_g = ArgumentGroup(parser, "model", "model config and parameters.")
     model_g.add_arg("ernie_config_path", str, None, "The ernie_config.json of the model.")
@@ -25,7 +34,8 @@ def build_parser(description):
                     "save <checkpoints>/best: --metric's first value for classification (acc; "
                     "corr for pearson_and_spearman; matthews_corrcoef), f1 for sequence "
                     "labelling and reading comprehension.")
-    model_g.add_arg("is_classify", bool, True, "Classification head (softmax over --num_labels).")
+    model_g.add_arg("is_classify", bool, None, "Classification head (softmax over --num_labels).",
+                    default_text=IS_CLASSIFY_DEFAULT)
     model_g.add_arg("is_regression", bool, False, "Regression head (one score, squared error).")
     model_g.add_arg("task_id", int, 0,
                     "Task id fed to the task embedding (used when the config sets use_task_id).")

@@ -3,7 +3,23 @@
 #   optional: DEV_SETS TEST_SETS TEST_SAVES (comma lists), EXTRA_FLAGS
 # Runs fine-tuning RUNS times (2019 reported the mean of 5 runs), each logged to
 # log/job.<run>.<lr>.<batch>.<epoch>.<timestamp>.log and predicting the test sets to output/.
+# Run i trains with --random_seed i (run 1 with 2019's seed 1): with one seed for all, the runs
+# on CPU are bit-identical and their mean says nothing about the spread. A --random_seed among
+# the script's own arguments comes last and so wins, for every run. Each run checkpoints to
+# checkpoints/run_<i>: runs of different seeds are different runs, and a --checkpoints folder
+# holds the checkpoints of one run only (run_classifier.py refuses another's).
 set -eu
+# RUNS is checked before anything is created: a bad value would otherwise make the loop's test
+# fail (not a number) or never run (0), and the script exit 0 having trained nothing.
+case ${RUNS:-} in
+    '' | *[!0-9]*) runs= ;;
+    *) runs=${RUNS#"${RUNS%%[!0]*}"} ;;  # without leading zeros ("0" -> empty)
+esac
+if [ -z "$runs" ]; then
+    echo "error: RUNS must be a positive integer, got ${RUNS:-(empty)}" >&2
+    exit 2
+fi
+RUNS=$runs
 . "$(dirname "$0")/../../../common.sh"
 [ -f ./model_conf ] && . ./model_conf
 require_env MODEL_PATH TASK_DATA_PATH
@@ -30,8 +46,8 @@ while [ "$run" -le "$RUNS" ]; do
             --train_set "$TASK_DATA_PATH/$TASK/train.tsv" --dev_set "$DEV_SETS" \
             --test_set "$TEST_SETS" --test_save "$saves" \
             --vocab_path "$MODEL_PATH/vocab.txt" --ernie_config_path "$MODEL_PATH/ernie_config.json" \
-            --checkpoints ./checkpoints --weight_decay 0.0 --warmup_proportion 0.1 \
-            --num_iteration_per_drop_scope 1 --random_seed 1 \
+            --checkpoints "./checkpoints/run_$run" --weight_decay 0.0 --warmup_proportion 0.1 \
+            --num_iteration_per_drop_scope 1 --random_seed "$run" \
             --batch_size "$BATCH" --learning_rate "$LR" --epoch "$EPOCH" --max_seq_len "$MAX_LEN" \
             --save_steps "$SAVE_STEPS" --validation_steps "$VAL_STEPS" --skip_steps "$SKIP_STEPS" \
             --metric "$METRIC" --num_labels "$NUM_LABELS" $extra "$@" 2>&1

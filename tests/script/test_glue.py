@@ -64,3 +64,95 @@ def test_task_script_runs(glue, english_model, tmp_path, task, outputs):
     assert len(logs) == 1 and "[dev evaluation]" in logs[0].read_text()
     for pattern in outputs:
         assert list(tmp_path.glob(pattern)), (pattern, sorted(p.name for p in tmp_path.rglob("*")))
+
+
+# ---- RUNS and the seed of each run (glue_task.sh), through the fake PYTHON (conftest.py) ----
+
+MRPC = "en_glue/ernie_base/MRPC/task.sh"
+
+
+def seeds(argv):
+    """Every --random_seed value in argv, in order (argparse takes the last)."""
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "--random_seed"]
+
+
+@pytest.mark.parametrize("runs", ["x", "0", "00", "-1", "2.5", " 3"])
+def test_runs_must_be_a_positive_integer(fake, tmp_path, runs):
+    proc, counts, runs_launched = fake(MRPC, RUNS=runs)
+    assert (proc.returncode, proc.stderr) == (
+        2, "error: RUNS must be a positive integer, got %s\n" % runs), proc.stdout
+    assert counts == runs_launched == []
+    assert not (tmp_path / "log").exists() and not (tmp_path / "output").exists()
+
+
+def test_run_i_trains_with_seed_i_and_the_users_seed_wins(fake, tmp_path):
+    proc, _, runs = fake(MRPC, RUNS="03")
+    assert proc.returncode == 0, proc.stderr
+    assert [seeds(run["argv"]) for run in runs] == [["1"], ["2"], ["3"]]
+    # runs of different seeds are different runs: each has a checkpoint folder of its own
+    assert [run["argv"][run["argv"].index("--checkpoints") + 1] for run in runs] == [
+        "./checkpoints/run_1", "./checkpoints/run_2", "./checkpoints/run_3"]
+    assert sorted(p.name.split(".")[1] for p in (tmp_path / "log").iterdir()) == ["1", "2", "3"]
+
+    proc, _, runs = fake(MRPC, "--random_seed", "9", RUNS="3")
+    assert proc.returncode == 0, proc.stderr
+    assert [seeds(run["argv"])[-1] for run in runs] == ["9", "9", "9"]
+
+
+@pytest.mark.slow
+def test_runs_differ(glue, english_model, tmp_path):
+    """Two runs of the real script on CPU: their test predictions are not the same numbers."""
+    env = dict(os.environ, MODEL_PATH=str(english_model), TASK_DATA_PATH=str(glue), RUNS="2",
+               PYTHON=sys.executable)
+    proc = subprocess.run(["sh", str(REPO / "script/en_glue/ernie_base/SST-2/task.sh"),
+                           "--epoch", "1", "--batch_size", "2", "--max_seq_len", "32"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    outputs = {}
+    for path in (tmp_path / "output").glob("test_out.*"):
+        outputs.setdefault(path.name.split(".")[1], []).append(path)
+    assert sorted(outputs) == ["1", "2"], sorted(p.name for p in tmp_path.rglob("*"))
+    first, second = (max(outputs[run], key=lambda p: int(p.name.rsplit(".", 1)[1]))
+                     for run in ("1", "2"))
+    assert first.read_text() != second.read_text()
+
+
+# ---- cvt.sh on something that is not the GLUE download --------------------------------------
+
+CVT = str(REPO / "script/en_glue/preprocess/cvt.sh")
+
+
+def test_cvt_missing_folder(tmp_path):
+    missing = tmp_path / "nonexistent"
+    proc = subprocess.run(["sh", CVT, str(missing)], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert (proc.returncode, proc.stderr) == (
+        2, "error: %s: no such folder (GLUE_DIR must be the raw GLUE download)\n" % missing)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cvt_folder_without_glue_tasks(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "cola").mkdir(parents=True)    # not the download's CoLA
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(["sh", CVT, str(raw)], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        "error: %s holds none of the GLUE tasks (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, "
+        "RTE, WNLI, diagnostic); is it the raw GLUE download folder?\n" % raw)
+    assert proc.stdout == "" and list(work.iterdir()) == []
+
+
+def test_cvt_task_folder_missing_a_file(tmp_path):
+    raw_glue(tmp_path / "raw")
+    (tmp_path / "raw/SST-2/dev.tsv").unlink()
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(["sh", CVT, str(tmp_path / "raw")], cwd=work, capture_output=True,
+                          text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == "error: %s: No such file or directory\n" % (
+        tmp_path / "raw/SST-2/dev.tsv")
+    # what was written is whole: no temporary file is left beside it
+    assert not [p for p in work.rglob("*") if ".tmp-" in p.name]

@@ -16,11 +16,21 @@ from utils.fileio import atomic_path  # noqa: E402
 
 MNLI_LABELS = {"contradiction": "0", "neutral": "1", "entailment": "2"}
 ENTAIL_LABELS = {"entailment": "1", "not_entailment": "0"}
+# what convert() looks for, each a path under GLUE_DIR
+TASK_PATHS = [("CoLA",), ("SST-2",), ("MRPC",), ("STS-B",), ("QQP",), ("MNLI",), ("QNLI",),
+              ("RTE",), ("WNLI",), ("diagnostic", "diagnostic.tsv")]
+
+
+class BadInput(Exception):
+    """GLUE_DIR is not what the download holds: the message says what and where."""
 
 
 def rows(path, skip_header=True):
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as e:
+        raise BadInput("%s: not UTF-8 text (byte %d)" % (path, e.start)) from None
     lines = [ln.rstrip("\r") for ln in lines if ln.strip()]
     return [ln.split("\t") for ln in (lines[1:] if skip_header else lines)]
 
@@ -47,6 +57,9 @@ def convert(glue, out):
             print("skip %s: not found" % src(*parts))
         return found
 
+    if not any(os.path.exists(src(*parts)) for parts in TASK_PATHS):
+        raise BadInput("%s holds none of the GLUE tasks (%s); is it the raw GLUE download "
+                      "folder?" % (glue, ", ".join(parts[0] for parts in TASK_PATHS)))
     if present("CoLA"):
         for split in ("train", "dev"):
             write(dst("CoLA", split + ".tsv"), ["label", "text_a"],
@@ -106,15 +119,28 @@ def convert(glue, out):
 
 
 def main(argv):
-    if len(argv) not in (1, 2) or not os.path.isdir(argv[0]):
+    if len(argv) not in (1, 2):
         print("usage: cvt.py GLUE_DIR [OUT_DIR]  (GLUE_DIR must be the raw GLUE folder)",
+              file=sys.stderr)
+        return 2
+    if not os.path.isdir(argv[0]):
+        print("error: %s: %s (GLUE_DIR must be the raw GLUE download)"
+              % (argv[0], "not a folder" if os.path.exists(argv[0]) else "no such folder"),
               file=sys.stderr)
         return 2
     try:
         convert(argv[0], argv[1] if len(argv) == 2 else "glue_data_processed")
+    except BadInput as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
     except (IndexError, KeyError) as e:
         print("error: unexpected GLUE row layout (%r); is GLUE_DIR the raw download?" % (e,),
               file=sys.stderr)
+        return 1
+    except OSError as e:
+        # a task folder without one of its files, an unreadable file, a full disk: the files
+        # written so far are whole and the one being written is removed (atomic_path)
+        print("error: %s: %s" % (e.filename or argv[0], e.strerror or e), file=sys.stderr)
         return 1
     return 0
 
