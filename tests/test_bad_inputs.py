@@ -616,5 +616,28 @@ def test_debug_shows_the_traceback(command_line_runs):
     assert code == 1
     assert "Traceback (most recent call last)" in stderr
     assert "DataError: " in stderr and "short.tsv:3" in stderr
-    assert not any(line.startswith("error: ") for line in stderr.splitlines())
+    # the one line still ends it, and the exit code is the one without --debug
+    assert stderr.strip().splitlines()[-1].startswith("error: ")
     assert os.listdir(cwd) == []
+
+
+@pytest.mark.parametrize("argv, on, rest", [
+    (["--debug"], True, []), (["a", "--debug", "true", "b"], True, ["a", "b"]),
+    (["--debug", "false"], False, []), (["--debug=1"], True, []), (["--debug=no", "x"], False,
+                                                                  ["x"]),
+    (["--debug", "--epoch", "2"], True, ["--epoch", "2"]), (["--debugger"], False, ["--debugger"])])
+def test_debug_flag_forms(argv, on, rest):
+    from utils.errors import _pop_debug
+    assert _pop_debug(argv) is on and argv == rest
+
+
+def test_a_usage_error_keeps_its_exit_code_under_debug(capsys):
+    from utils.errors import UsageError, run_cli
+
+    def main(argv):
+        raise UsageError("--epoch must be positive")
+    with pytest.raises(SystemExit) as e:
+        run_cli(main, ["--debug", "true"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1] == "error: --epoch must be positive"

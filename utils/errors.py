@@ -2,10 +2,11 @@
 
 Every entry point runs its `main` through `run_cli`: a `UsageError` (bad flag, missing
 path) exits with 2, a `DataError` (a file whose content is wrong) exits with 1, and both
-print a single line to stderr. `--debug` on the command line (or ERNIE_DEBUG=1) shows the
-traceback instead. Ctrl-C (SIGINT) and `kill` (SIGTERM) stop the run the same way: the exception
-unwinds through the same clean-up (temporary files and folders removed, no partial step_N), and
-one line says which (`error: interrupted`, exit 130; `error: terminated`, exit 143).
+print a single line to stderr. `--debug` (or `--debug true`) on the command line, or
+ERNIE_DEBUG=1, shows the traceback before that line; the exit code stays the same. Ctrl-C
+(SIGINT) and `kill` (SIGTERM) stop the run the same way: the exception unwinds through the
+same clean-up (temporary files and folders removed, no partial step_N), and one line says
+which (`error: interrupted`, exit 130; `error: terminated`, exit 143).
 """
 import importlib.abc
 import importlib.util
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 
 
 class ErnieError(Exception):
@@ -71,12 +73,31 @@ def where(path, line=None):
     return "%s:%d" % (path, line) if line is not None else str(path)
 
 
+def _pop_debug(argv):
+    """Take `--debug`, `--debug true|false` or `--debug=true|false` out of `argv`; is it on?"""
+    from utils.args import FALSE_WORDS, TRUE_WORDS  # (utils.args imports this module)
+    words = dict([(w, True) for w in TRUE_WORDS] + [(w, False) for w in FALSE_WORDS])
+    on = False
+    for i in range(len(argv) - 1, -1, -1):
+        arg = argv[i]
+        if arg.startswith("--debug=") and arg[8:].lower() in words:
+            on = on or words[arg[8:].lower()]
+            del argv[i]
+        elif arg == "--debug":
+            value = argv[i + 1].lower() if i + 1 < len(argv) else None
+            if value in words:
+                on = on or words[value]
+                del argv[i + 1]
+            else:
+                on = True
+            del argv[i]
+    return on
+
+
 def run_cli(main, argv=None):
     """Run `main(argv)`; turn ErnieError (and a few OS errors) into one line and an exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv or os.environ.get("ERNIE_DEBUG") == "1"
-    if "--debug" in argv:
-        argv.remove("--debug")
+    debug = _pop_debug(argv) or os.environ.get("ERNIE_DEBUG") == "1"
     # Paddle's import installs a SIGTERM handler of its own (a C++ stack dump, no clean-up).
     # The entry points import Paddle before they call run_cli, so this one replaces it; for
     # those that import it later, inside main, the finder sets this one again after it.
@@ -90,12 +111,12 @@ def run_cli(main, argv=None):
         rc = main(argv)
     except ErnieError as e:
         if debug:
-            raise
+            traceback.print_exc()
         print("error: %s" % e, file=sys.stderr)
         sys.exit(e.exit_code)
     except FileNotFoundError as e:
         if debug:
-            raise
+            traceback.print_exc()
         print("error: %s: no such file or directory" % (e.filename or e), file=sys.stderr)
         sys.exit(1)
     except Terminated:
