@@ -12,6 +12,17 @@ import pytest
 from ernie_testkit import REPO, review_classifier_command, write_review_task
 
 
+def terminate(proc, timeout):
+    """SIGTERM to `proc`; its stderr once it has exited (killed if it does not in `timeout`)."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=timeout)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def assert_terminated(proc, stderr):
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     lines = stderr.strip().splitlines()
@@ -39,13 +50,11 @@ def test_training_run_terminated(tmp_path):
             time.sleep(0.05)
         time.sleep(0.3)
         assert proc.poll() is None, "the run ended before it could be terminated"
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert_terminated(proc, stderr)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    assert_terminated(proc, terminate(proc, 120))
     # what the run left: whole checkpoints, and no partial step_N. A signal that lands in the
     # instant a save's temporary folder is made or renamed can leave that folder (a `.tmp-`
     # name no run takes for a checkpoint); the next run's resume clears or restores it.
@@ -69,12 +78,7 @@ def test_paddle_imported_inside_main(tmp_path):
         "    time.sleep(60)\n\n\nrun_cli(main)\n" % str(REPO))
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert_terminated(proc, stderr)
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        pytest.fail(proc.communicate()[1][-3000:])
+    assert_terminated(proc, terminate(proc, 60))

@@ -27,18 +27,8 @@ from utils.checkpoint import (
     verify_checkpoint,
 )
 from utils.errors import DataError, UsageError
-from utils.fileio import remove_quietly
+from utils.fileio import process_alive, remove_quietly
 from utils.format_paddle2019 import name_list
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_whole_checkpoint(path):
@@ -77,7 +67,7 @@ def _recover_leftovers(directory):
         for name in os.listdir(directory):
             left = re.fullmatch(r"((?:stage_\d+_)?step_\d+|%s)\.(tmp|old|del)-(\d+)" % BEST,
                                 name)
-            if not left or _process_alive(int(left.group(3))):
+            if not left or process_alive(int(left.group(3))):
                 continue
             if left.group(2) == "del":
                 remove_quietly(os.path.join(directory, name))
