@@ -4,10 +4,7 @@ import math
 import os
 import re
 
-from utils.errors import UsageError
-
-TRUE_WORDS = ("true", "t", "1", "yes", "y")
-FALSE_WORDS = ("false", "f", "0", "no", "n")
+from utils.errors import FALSE_WORDS, TRUE_WORDS, UsageError
 
 
 def str2bool(value):

@@ -73,9 +73,13 @@ def where(path, line=None):
     return "%s:%d" % (path, line) if line is not None else str(path)
 
 
+# the words every boolean flag takes (utils.args.str2bool, and --debug here)
+TRUE_WORDS = ("true", "t", "1", "yes", "y")
+FALSE_WORDS = ("false", "f", "0", "no", "n")
+
+
 def _pop_debug(argv):
     """Take `--debug`, `--debug true|false` or `--debug=true|false` out of `argv`; is it on?"""
-    from utils.args import FALSE_WORDS, TRUE_WORDS  # (utils.args imports this module)
     words = dict([(w, True) for w in TRUE_WORDS] + [(w, False) for w in FALSE_WORDS])
     on = False
     for i in range(len(argv) - 1, -1, -1):
