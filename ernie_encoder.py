@@ -35,26 +35,6 @@ from utils.errors import DataError, UsageError, run_cli
 from utils.fileio import atomic_path, check_output_dir
 
 
-class CountingReader(ExtractEmbeddingReader):
-    """ExtractEmbeddingReader that counts the inputs it cuts to --max_seq_len (2019 cut them
-    silently; the count is reported in one notice line)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.cut = 0
-
-    def build_record(self, row, path, line):
-        record = super().build_record(row, path, line)
-        # only a record that fills max_seq_len may have been cut: tokenize that one again, in
-        # full, to tell (the others keep all their tokens)
-        if len(record.token_ids) == self.max_seq_len:
-            full = 2 + len(self.tokenizer.tokenize(self.clean_text(row["text_a"])))
-            if "text_b" in row:
-                full += 1 + len(self.tokenizer.tokenize(self.clean_text(row["text_b"])))
-            self.cut += full > self.max_seq_len
-        return record
-
-
 def build_parser():
     parser, model_g, data_g, _ = predict_args.build_parser(
         __doc__.splitlines()[0], data_description="input.", max_seq_len=512)
@@ -78,9 +58,9 @@ def main(argv):
     check_positive(args, "batch_size", "max_seq_len", "cpu_threads")
     check_output_dir("--output_dir", args.output_dir)  # before any work, creating nothing
     config = ErnieConfig(args.ernie_config_path)
-    reader = CountingReader(args.vocab_path, max_seq_len=args.max_seq_len,
-                            do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
-                            sp_model=args.sentence_piece_model)
+    reader = ExtractEmbeddingReader(args.vocab_path, max_seq_len=args.max_seq_len,
+                                    do_lower_case=args.do_lower_case, tokenizer=args.tokenizer,
+                                    sp_model=args.sentence_piece_model)
     check_against_config(args, config, reader.tokenizer.vocab)
     records = reader.records(args.data_set)
     if not records:

@@ -176,6 +176,7 @@ class BaseReader(object):
         self.current_epoch = 0
         self.position = None
         self._cache = {}
+        self.cut = 0  # records build_record cut to max_seq_len
 
     # ---- examples -> records -------------------------------------------------------------
     def required_columns(self):
@@ -217,8 +218,10 @@ class BaseReader(object):
         tokens_b = None
         if "text_b" in row:
             tokens_b = self.tokenizer.tokenize(self.clean_text(row["text_b"]))
+            self.cut += len(tokens_a) + len(tokens_b) > self.max_seq_len - 3
             truncate_pair(tokens_a, tokens_b, self.max_seq_len - 3)
         else:
+            self.cut += len(tokens_a) > self.max_seq_len - 2
             tokens_a = tokens_a[:self.max_seq_len - 2]
         ids_a = self.tokenizer.convert_tokens_to_ids(tokens_a)
         token_ids = [self.cls_id] + ids_a + [self.sep_id]
