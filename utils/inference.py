@@ -153,7 +153,8 @@ class Predictor(object):
         else:
             self.onednn_min_rows = onednn_min_rows
         self._few_rows = None  # the predictor without oneDNN, made when first needed
-        self._ran = set()  # the paddle predictors run at least once
+        # {id of a paddle predictor run at least once: (its input, its output handles)}
+        self._handles = {}
 
     def _create(self, use_mkldnn):
         config = inference.Config(*self._files)
@@ -187,16 +188,18 @@ class Predictor(object):
             if self._few_rows is None:
                 self._few_rows = self._create(use_mkldnn=False)
             predictor = self._few_rows
-        for name in self.input_names:
-            handle = predictor.get_input_handle(name)
+        handles = self._handles.get(id(predictor))
+        inputs = handles[0] if handles else [predictor.get_input_handle(name)
+                                             for name in self.input_names]
+        for name, handle in zip(self.input_names, inputs):
             array = np.ascontiguousarray(feed[name])
             handle.reshape(array.shape)
             handle.copy_from_cpu(array)
-        if id(predictor) in self._ran:
+        if handles:
             predictor.run()
         else:
             _first_run(predictor)
-            self._ran.add(id(predictor))
-        return [predictor.get_output_handle(name).copy_to_cpu()[:batch]
-                for name in predictor.get_output_names()]
+            handles = self._handles[id(predictor)] = (inputs, [
+                predictor.get_output_handle(name) for name in predictor.get_output_names()])
+        return [handle.copy_to_cpu()[:batch] for handle in handles[1]]
 
