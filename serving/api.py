@@ -244,7 +244,10 @@ class Model(object):
         example = reader._build_example(str(index), question, context, [], False)
         if not example.sub_tokens:
             raise ValueError("item %d: the context has no tokens" % index)
-        return example, reader._build_features(example, index, False, next_id, "<input>")
+        features = reader._build_features(example, index, False, next_id, "<input>")
+        if features[0].doc_offset == 2:  # [CLS] [SEP]: see _pair_record
+            raise ValueError("item %d: the question has no tokens" % index)
+        return example, features
 
     def token_count(self, item):
         """How many tokens `item` becomes ([CLS] and [SEP] included; all windows of a long

@@ -330,6 +330,13 @@ def test_answer_matches_run_mrc_nbest(s):
         assert abs(answer["score"] - nbest[qid][0]["probability"]) < 1e-5
     with pytest.raises(ValueError, match="question"):
         load(folder).answer([{"context": CONTEXT}])
+    for text in NO_TOKENS:
+        for item, said in [({"question": text, "context": CONTEXT}, "question"),
+                           ({"question": "手机", "context": text}, "context")]:
+            with pytest.raises(ValueError, match=r"^item 1: the %s has no tokens$" % said):
+                load(folder).answer([{"question": "手机", "context": CONTEXT}, item])
+            with pytest.raises(ValueError, match=r"^item 0: the %s has no tokens$" % said):
+                load(folder).token_count(item)
 
 
 # ---- encode -------------------------------------------------------------------------------
