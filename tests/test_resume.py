@@ -1,5 +1,6 @@
 """A run killed with SIGKILL at random moments and resumed with --resume auto ends with the
-same parameters, bit for bit, as the uninterrupted run (dropout on); two runs with the same
+same parameters, optimizer state and train state, bit for bit, as the uninterrupted run
+(dropout on); two runs with the same
 seed agree; damaged checkpoints are refused or skipped."""
 import os
 import random
@@ -12,6 +13,7 @@ import pytest
 
 from ernie_testkit import (
     REPO,
+    checkpoint_differences,
     kill_nine_after_checkpoint,
     review_classifier_command,
     write_review_task,
@@ -88,6 +90,8 @@ def test_kill_nine_and_resume_is_bit_exact(setup, uninterrupted):
     resumed = final_params(checkpoints)
     assert sorted(resumed) == sorted(params)
     assert all(np.array_equal(params[k], resumed[k]) for k in params)
+    # Adam's moments and beta powers, the learning-rate schedule, the step and data position
+    assert checkpoint_differences(setup / "full" / "step_60", checkpoints / "step_60") == []
 
 
 @pytest.mark.slow
