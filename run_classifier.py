@@ -30,6 +30,15 @@ def check_label_ids(records, path, num_labels):
                             % (path, i + 2, record.label, num_labels - 1, num_labels))
 
 
+def check_qids(records, path):
+    """--metric acc_and_f1_and_mrr ranks the answers of each question: every dev record needs
+    its question's id (a qid column)."""
+    for i, record in enumerate(records):
+        if record.qid in (None, ""):
+            raise DataError("%s:%d: --metric acc_and_f1_and_mrr needs a qid on every line (a "
+                            "'qid' column)" % (path, i + 2))
+
+
 class ClassifierTask(runner.Task):
     validate_each_epoch = True
 
@@ -67,6 +76,8 @@ class ClassifierTask(runner.Task):
                 raise DataError("%s: no examples after the header line (--%s)" % (path, flag))
             if args.is_classify and flag in ("train_set", "dev_set"):
                 check_label_ids(reader.records(path), path, args.num_labels)
+            if flag == "dev_set" and args.metric == "acc_and_f1_and_mrr":
+                check_qids(reader.records(path), path)
 
     def make_model(self):
         return classifier.ErnieClassifier(self.config, self.args.num_labels,

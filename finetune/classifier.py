@@ -114,8 +114,9 @@ def write_predictions(model, forward, batches, path):
     outputs, _, qids, _ = run_inference(model, forward, batches)
     preds = predictions_of(model, outputs)
     lines = []
+    with_qid = any(qid is not None for qid in qids)  # the file has a qid column
     for qid, pred, row in zip(qids, preds, outputs):
-        fields = [] if qid in (None, "") else [str(qid)]
+        fields = [str(qid)] if with_qid else []
         fields += [repr(float(pred)), format_probs(row)]
         lines.append("\t".join(fields))
     parent = os.path.dirname(path)

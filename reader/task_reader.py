@@ -49,6 +49,10 @@ def read_tsv(path, required=("text_a",), reject_empty=False):
         fields = text.split("\t")
         if header is None:
             header = fields
+            twice = sorted({c for c in header if header.count(c) > 1})
+            if twice:
+                raise DataError("%s: header line names the column%s %s more than once"
+                                % (where(path, 1), "s" * (len(twice) > 1), _and(map(repr, twice))))
             missing = [c for c in required if c not in header]
             if missing:
                 raise DataError("%s: header line must name the columns %s; missing %s (got %r)"

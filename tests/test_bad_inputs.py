@@ -192,7 +192,22 @@ CASES = {
     "doc_stride_zero": ("run_mrc", lambda e: run_mrc_argv(e, doc_stride="0"), 2,
                         ["--doc_stride"]),
 
+    # --- a folder where a file is meant ---
+    "config_is_a_folder": ("run_classifier", lambda e: run_classifier_argv(
+        e, ernie_config_path=e.root), 2, ["--ernie_config_path", "a folder, not a file"]),
+    "label_map_is_a_folder": ("predict_sequence_labeling", lambda e: predict_ner_argv(
+        e, label_map_config=e.root), 2, ["--label_map_config", "a folder, not a file"]),
+    "mrc_config_is_a_folder": ("run_mrc", lambda e: run_mrc_argv(
+        e, ernie_config_path=e.root), 2, ["--ernie_config_path", "a folder, not a file"]),
+
     # --- classification TSV ---
+    "tsv_column_named_twice": ("run_classifier", lambda e: run_classifier_argv(
+        e, train_set=e.write("twice.tsv", "text_a\ttext_a\tlabel\n好\t差\t1\n")), 1,
+        ["twice.tsv:1", "'text_a' more than once"]),
+    "mrr_dev_set_without_qids": ("run_classifier", lambda e: run_classifier_argv(
+        e, do_val="true", metric="acc_and_f1_and_mrr",
+        dev_set=e.write("noqid.tsv", "text_a\ttext_b\tlabel\tqid\n问\t答\t1\t\n")), 1,
+        ["noqid.tsv:2", "needs a qid on every line"]),
     "tsv_too_few_columns": ("run_classifier", lambda e: run_classifier_argv(
         e, train_set=e.write("short.tsv", "label\ttext_a\n1\t好的\n0\n")), 1, ["short.tsv:3"]),
     "tsv_no_header": ("run_classifier", lambda e: run_classifier_argv(
@@ -641,3 +656,19 @@ def test_a_usage_error_keeps_its_exit_code_under_debug(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and err.strip().splitlines()[-1] == "error: --epoch must be positive"
+
+
+@pytest.mark.parametrize("raised, said", [
+    (PermissionError(1, "Operation not permitted", "/sys/ckpt"),
+     "error: /sys/ckpt: operation not permitted"),
+    (IsADirectoryError(21, "Is a directory", "/tmp"), "error: /tmp: is a directory"),
+    (OSError(5, "Input/output error"), "error: input/output error")])
+def test_an_os_error_the_checks_could_not_foresee_is_one_line(capsys, raised, said):
+    from utils.errors import run_cli
+
+    def main(argv):
+        raise raised
+    with pytest.raises(SystemExit) as e:
+        run_cli(main, [])
+    assert e.value.code == 1
+    assert capsys.readouterr().err == said + "\n"

@@ -104,8 +104,14 @@ def check_head_flags(args):
         raise UsageError("exactly one of --is_classify and --is_regression must be true")
 
 
+# the path flags that name a folder (a checkpoint, a parameter folder or a model folder); every
+# other flag check_files is given names a file
+FOLDER_FLAGS = ("init_checkpoint", "init_pretraining_params")
+
+
 def check_files(args, *names):
-    """Each named flag that is set must point at an existing path (comma lists allowed)."""
+    """Each named flag that is set must point at an existing path (comma lists allowed): a
+    folder for FOLDER_FLAGS, a file for the others."""
     for name in names:
         value = getattr(args, name, None)
         if not value:
@@ -113,3 +119,5 @@ def check_files(args, *names):
         for path in str(value).split(","):
             if not os.path.exists(path):
                 raise UsageError("--%s: %s does not exist" % (name, path))
+            if name not in FOLDER_FLAGS and os.path.isdir(path):
+                raise UsageError("--%s: %s is a folder, not a file" % (name, path))

@@ -123,6 +123,13 @@ def run_cli(main, argv=None):
             traceback.print_exc()
         print("error: %s: no such file or directory" % (e.filename or e), file=sys.stderr)
         sys.exit(1)
+    except OSError as e:  # what the checks before the work cannot foresee: EACCES as root, EIO
+        if debug:
+            traceback.print_exc()
+        where = "%s: " % e.filename if e.filename else ""
+        said = e.strerror or str(e)
+        print("error: %s%s" % (where, said[:1].lower() + said[1:]), file=sys.stderr)
+        sys.exit(1)
     except Terminated:
         print("error: terminated", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
