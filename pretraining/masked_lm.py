@@ -48,14 +48,14 @@ def input_names(config):
 
 def losses(forward, batch, config, runtime=None):
     """(mean MLM loss, mean NSP loss, NSP accuracy) of one batch, as tensors, and the
-    trainer's own mean MLM loss as a float (train_loop runs it under the mixed-precision
+    trainer's own (mean MLM loss, mean NSP loss) as floats (train_loop runs it under the mixed-precision
     autocast of --use_fp16/--use_bf16; evaluation in fp32).
 
     With several trainers, each loss is a sum over the trainer's tokens (sentences) divided
     by the mean count over all trainers, so the averaged gradient is that of the mean over
     everything the trainers saw together: N trainers with batch b train exactly as one with
     batch N*b, although token-budget batches hold different numbers of masked tokens. The
-    returned tensors are then the trainer's share; the float is its own mean, for the log.
+    returned tensors are then the trainer's share; the floats are its own means, for the log.
     """
     mlm_logits, nsp_logits = forward(*feed(batch, input_names(config)))
     labels = paddle.to_tensor(batch["labels"])
@@ -71,7 +71,7 @@ def losses(forward, batch, config, runtime=None):
         per_trainer = total.numpy() / runtime.num_trainers
     acc = (paddle.argmax(nsp_logits, axis=-1) == labels).astype("float32").mean()
     return (mlm_sum / float(per_trainer[0]), nsp_sum / float(per_trainer[1]), acc,
-            float(mlm_sum) / counts[0])
+            (float(mlm_sum) / counts[0], float(nsp_sum) / counts[1]))
 
 
 def evaluate(model, forward, batches, config, skip_steps=None):
@@ -110,7 +110,7 @@ def make_reader(args, config, filelist, is_test, runtime=None):
 def build_model(args, config):
     model = ErnieForPretraining(config, weight_sharing=args.weight_sharing)
     if args.init_checkpoint:
-        init_checkpoint(model, args.init_checkpoint)
+        init_checkpoint(model, args.init_checkpoint, training=False if args.do_test else None)
     return model
 
 
@@ -174,8 +174,10 @@ def train(args, config, runtime):
     print("Num train steps: %d, warmup steps: %d" % (args.num_train_steps, args.warmup_steps))
 
     def loss_and_stats(batch):
-        mlm, nsp, acc, lm = losses(train_forward, batch, config, runtime)
-        return mlm + nsp, {"lm_loss": lm, "ppl": math.exp(min(lm, 700)), "acc": float(acc)}
+        mlm, nsp, acc, (lm, own_nsp) = losses(train_forward, batch, config, runtime)
+        # the log's loss is this trainer's own mean (the tensor is its share of the sum)
+        return mlm + nsp, {"loss": lm + own_nsp, "lm_loss": lm,
+                           "ppl": math.exp(min(lm, 700)), "acc": float(acc)}
 
     def log_line(steps, means, speed):
         return ("current learning_rate:%f\n"

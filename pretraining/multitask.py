@@ -114,6 +114,9 @@ class Task(object):
         if not os.path.exists(self.data):
             raise UsageError("%s: task %s: data %s does not exist" % (source, self.name,
                                                                       self.data))
+        if os.path.isdir(self.data):
+            raise UsageError("%s: task %s: data %s is a folder, not a file"
+                             % (source, self.name, self.data))
         self.task_id = spec.get("task_id", index)
         self.batch_size = spec.get("batch_size")
         self.in_tokens = spec.get("in_tokens")
@@ -178,7 +181,8 @@ class Stage(object):
             if name not in tasks:
                 raise UsageError("%s: stage %d names task %r, which is not among the tasks (%s)"
                                  % (source, index, name, ", ".join(tasks)))
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
+            if (not isinstance(weight, (int, float)) or isinstance(weight, bool)
+                    or not math.isfinite(weight) or weight <= 0):
                 raise UsageError("%s: stage %d: the weight of %s must be a positive number, "
                                  "got %r" % (source, index, name, weight))
         self.names = list(weights)

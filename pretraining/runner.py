@@ -3,6 +3,7 @@ around the training loop: check the flags and the model config, keep trainers in
 resumed run's data streams back to where it stopped, and write the --export_model_dir folder."""
 import itertools
 import json
+import math
 import os
 import shutil
 
@@ -23,6 +24,9 @@ def check_pretrain_args(args):
     if args.warmup_steps < 0:
         raise UsageError("--warmup_steps must not be negative, got %d" % args.warmup_steps)
     check_learning_rate(args)
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise UsageError("--weight_decay must be a finite number >= 0, got %s"
+                         % args.weight_decay)
     check_seed(args)
     if args.keep_checkpoint_max < 0:
         raise UsageError("--keep_checkpoint_max must not be negative (0 keeps every "
@@ -53,7 +57,8 @@ def check_pretrain_args(args):
             # the export replaces the folder whole: nothing else may live in it
             check_model_dir_replaceable("--export_model_dir", args.export_model_dir)
             export = os.path.realpath(args.export_model_dir)
-            if os.path.realpath(args.checkpoints).startswith(export + os.sep):
+            checkpoints = os.path.realpath(args.checkpoints)
+            if checkpoints == export or checkpoints.startswith(export + os.sep):
                 raise UsageError("--checkpoints %s is inside --export_model_dir %s, which the "
                                  "export replaces whole; give them separate folders"
                                  % (args.checkpoints, args.export_model_dir))

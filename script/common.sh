@@ -101,6 +101,7 @@ check_cpu_procs() {
         *[!0-9]*) cpu_procs= ;;
     esac
     cpu_procs=${cpu_procs#"${cpu_procs%%[!0]*}"}  # without leading zeros ("0" -> empty)
+    [ "${#cpu_procs}" -le 4 ] || cpu_procs=   # more than 9999: beyond any machine (and sh's numbers)
     if [ -z "$cpu_procs" ]; then
         echo "error: ERNIE_CPU_PROCS must be a positive integer (the number of CPU processes), got '${ERNIE_CPU_PROCS:-}'" >&2
         exit 2

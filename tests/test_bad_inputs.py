@@ -311,6 +311,22 @@ CASES = {
         e, train_filelist=e.write("fl_empty", "\n")), 1, ["fl_empty"]),
     "pretraining_malformed_line_strict": ("train", lambda e: train_argv(
         e, train_filelist=e.write("fl_bad_line", "bad-0.gz\t1.1\n")), 1, ["bad-0.gz:2"]),
+    "pretraining_second_file_not_gzip": ("train", lambda e: train_argv(
+        e, train_filelist=e.write("fl_second_fake", "part-0.gz\t1.1\nfake-0.gz\t1.1\n")), 1,
+        ["fake-0.gz", "not a gzip file"]),
+    "do_test_without_the_next_sentence_head": ("train", lambda e: train_argv(
+        e, do_test="true", test_filelist=e.filelist, init_checkpoint=e.params_copy(
+            "params_no_nsp", lambda d: [p.unlink() for p in d.glob("next_sent_fc*")])), 1,
+        ["next_sent_fc"]),
+    "weight_decay_nan_train": ("train", lambda e: train_argv(e, weight_decay="nan"), 2,
+                               ["--weight_decay"]),
+    "export_model_dir_is_checkpoints": ("train", lambda e: train_argv(
+        e, checkpoints=e.root / "ck_same", export_model_dir=e.root / "ck_same"), 2,
+        ["--checkpoints", "--export_model_dir"]),
+    "convert_into_a_training_checkpoint": ("convert_params", lambda e: convert_argv(
+        e, str(e.params), to="paddle2019", dst=str(e.params_copy(
+            "ckpt_like", lambda d: (d / "optimizer.pdopt").write_bytes(b"x")))), 2,
+        ["ckpt_like", "training checkpoint", "optimizer.pdopt"]),
     "pretraining_not_gzip_content": ("train", lambda e: train_argv(
         e, train_filelist=e.write("fl_fake_gz", "fake-0.gz\t1.1\n")), 1, ["fake-0.gz"]),
 

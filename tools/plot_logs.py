@@ -12,6 +12,7 @@ import os
 import re
 
 from utils.errors import UsageError, run_cli
+from utils.fileio import check_output_file
 
 TRAIN = re.compile(r"step: (\d+), (?:ave )?loss: ([-\d.naif]+)")
 DEV = re.compile(r"\[dev evaluation\].*?\b(acc|f1|em):\s?([\d.]+).*?(?:file: ([^,]+), )?"
@@ -71,10 +72,20 @@ def main(argv):
     panels = []
     for spec in args.logs:
         path, _, title = spec.partition(":")
+        if os.path.isdir(path):
+            raise UsageError("%s: a directory, expected a log file" % path)
         try:
-            panels.append((title or path, parse(path)))
+            train, dev = parse(path)
         except FileNotFoundError:
             raise UsageError("%s: log file not found" % path) from None
+        if not train and not dev:
+            raise UsageError("%s: no training or evaluation log line found (the 2019 "
+                             "`epoch: ..., step: N, loss: X` lines)" % path)
+        panels.append((title or path, (train, dev)))
+    if not args.output.lower().endswith(".png"):
+        raise UsageError("--output %s: give a file name ending in .png" % args.output)
+    check_output_file("--output", args.output)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     plot(panels, args.output)
     print("curves written to %s" % args.output)
     return 0

@@ -48,7 +48,7 @@ import shutil
 import numpy as np
 
 from reader.documents import split_sentences
-from reader.pretraining import format_sample
+from reader.pretraining import format_sample, valid_mask_word_prob
 from reader.task_reader import read_tsv
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
 from utils.args import ArgumentParser
@@ -427,6 +427,12 @@ def main(argv=None):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise UsageError("--%s must be positive, got %s" % (name, value))
+    if getattr(args, "max_seq_len", None) is not None and args.max_seq_len < 5:
+        raise UsageError("--max_seq_len must be at least 5, got %d" % args.max_seq_len)
+    if getattr(args, "mask_word_prob", None) is not None and \
+            not valid_mask_word_prob(args.mask_word_prob):
+        raise UsageError("--mask_word_prob must be a number in [0, 1] (or 1.1: always word "
+                         "masking), got %s" % args.mask_word_prob)
     # where the command writes, checked before any corpus is read (creating nothing)
     if args.command == "vocab":
         check_output_file("--output", args.output)

@@ -111,7 +111,7 @@ def train_loop(model, optimizer, lr, batches, loss_and_stats, args, runtime, log
         if not isinstance(lr, float):
             lr.step()
         steps += 1
-        window.add(dict(stats, loss=loss_value))
+        window.add(dict({"loss": loss_value}, **stats))   # a task may log its own loss
         if steps % args.skip_steps == 0:
             means, speed = window.flush()
             means["learning_rate"] = step_lr

@@ -75,6 +75,13 @@ def test_two_pretraining_trainers_equal_one_with_double_batch(setup, tmp_path):
     log0 = (tmp_path / "log" / "workerlog.0").read_text()
     assert two.returncode == 0, two.stdout[-2000:] + log0[-2000:]
     assert "Device count: 2" in log0 and "mask_type" in log0
+    # trainer 0 logs the mean loss of its own batch (its tensor is only its share of the
+    # two trainers' sum), near the one process' mean over both batches
+    logged = [dict(re.findall(r"step: (\d+), loss: ([\d.]+)", text))
+              for text in (single.stdout, log0)]
+    assert sorted(logged[0]) == sorted(logged[1]) == ["2", "4", "6", "8"]
+    for step, loss in logged[0].items():
+        assert 0.8 < float(logged[1][step]) / float(loss) < 1.25, (step, logged)
     a = read_legacy_dir(str(tmp_path / "one" / "step_8"))
     b = read_legacy_dir(str(tmp_path / "two" / "step_8"))
     assert sorted(a) == sorted(b) and "mask_lm_trans_fc.w_0" in a

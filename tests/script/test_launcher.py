@@ -111,7 +111,7 @@ def test_use_cuda_true_is_kept(fake):
     assert use_cuda_values(runs[0]["argv"]) == ["true"]
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", " 2"])
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", " 2", "99999999999999999999"])
 def test_bad_cpu_procs_stop_with_one_line(fake, value):
     proc, _, runs = fake(XNLI, cards=0, ERNIE_CPU_PROCS=value)
     assert proc.returncode == 2 and runs == []

@@ -1,5 +1,8 @@
 """plot_logs reads the 2019 log lines of every task and draws a PNG."""
+import pytest
+
 from tools.plot_logs import main, parse
+from utils.errors import UsageError
 
 LOG = ("epoch: 0, progress: 10/100, step: 10, ave loss: 0.690000, ave acc: 0.5, "
        "speed: 3.0 steps/s\n"
@@ -24,3 +27,18 @@ def test_parse_and_plot(tmp_path):
                    "valid ppl": [(30, 1100.5)]}
     assert main(["--output", str(tmp_path / "c.png"), "%s:task" % log]) == 0
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["--output", str(tmp_path / "new" / "c.png"), str(log)]) == 0
+    assert (tmp_path / "new" / "c.png").is_file()
+
+
+def test_a_log_without_curves_and_an_output_that_is_no_png_are_refused(tmp_path):
+    empty, log = tmp_path / "empty.log", tmp_path / "run.log"
+    empty.write_text("nothing to plot here\n")
+    log.write_text(LOG)
+    with pytest.raises(UsageError, match="empty.log: no training or evaluation log line"):
+        main(["--output", str(tmp_path / "c.png"), str(empty)])
+    with pytest.raises(UsageError, match="ending in .png"):
+        main(["--output", str(tmp_path / "curves"), str(log)])
+    with pytest.raises(UsageError, match="a directory, expected a log file"):
+        main(["--output", str(tmp_path / "c.png"), str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.log", "run.log"]

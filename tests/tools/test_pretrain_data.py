@@ -210,6 +210,12 @@ def test_cli_errors(tmp_path):
                             "--valid_fraction", "1.5"])
     with pytest.raises(UsageError, match="invalid choice"):
         pretrain_data.main(["wiki"])
+    # refused before anything is written
+    for flag, value in [("--mask_word_prob", "7"), ("--max_seq_len", "2")]:
+        with pytest.raises(UsageError, match=flag):
+            pretrain_data.main(["people_daily", "--output_dir", str(tmp_path / "pd"), flag,
+                                value])
+        assert not (tmp_path / "pd").exists()
     out = tmp_path / "vocab.txt"
     assert pretrain_data.main(["vocab", "--people_daily", "--max_lines", "50", "--output",
                                str(out)]) == 0
