@@ -48,8 +48,8 @@ def input_names(config):
 
 def losses(forward, batch, config, runtime=None):
     """(mean MLM loss, mean NSP loss, NSP accuracy) of one batch, as tensors, and the
-    trainer's own (mean MLM loss, mean NSP loss) as floats (train_loop runs it under the mixed-precision
-    autocast of --use_fp16/--use_bf16; evaluation in fp32).
+    trainer's own (mean MLM loss, mean NSP loss) as floats (train_loop runs it under the
+    mixed-precision autocast of --use_fp16/--use_bf16; evaluation in fp32).
 
     With several trainers, each loss is a sum over the trainer's tokens (sentences) divided
     by the mean count over all trainers, so the averaged gradient is that of the mean over

@@ -3,7 +3,6 @@ around the training loop: check the flags and the model config, keep trainers in
 resumed run's data streams back to where it stopped, and write the --export_model_dir folder."""
 import itertools
 import json
-import math
 import os
 import shutil
 
@@ -24,9 +23,6 @@ def check_pretrain_args(args):
     if args.warmup_steps < 0:
         raise UsageError("--warmup_steps must not be negative, got %d" % args.warmup_steps)
     check_learning_rate(args)
-    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
-        raise UsageError("--weight_decay must be a finite number >= 0, got %s"
-                         % args.weight_decay)
     check_seed(args)
     if args.keep_checkpoint_max < 0:
         raise UsageError("--keep_checkpoint_max must not be negative (0 keeps every "

@@ -318,6 +318,8 @@ CASES = {
         e, do_test="true", test_filelist=e.filelist, init_checkpoint=e.params_copy(
             "params_no_nsp", lambda d: [p.unlink() for p in d.glob("next_sent_fc*")])), 1,
         ["next_sent_fc"]),
+    "weight_decay_negative_classifier": ("run_classifier", lambda e: run_classifier_argv(
+        e, weight_decay="-1"), 2, ["--weight_decay", "-1"]),
     "weight_decay_nan_train": ("train", lambda e: train_argv(e, weight_decay="nan"), 2,
                                ["--weight_decay"]),
     "export_model_dir_is_checkpoints": ("train", lambda e: train_argv(

@@ -72,10 +72,14 @@ def check_positive(args, *names):
 
 def check_learning_rate(args):
     """--learning_rate must be a positive finite number (a NaN rate would only show later,
-    as a NaN loss; a negative one climbs the loss)."""
+    as a NaN loss; a negative one climbs the loss), and --weight_decay finite and >= 0."""
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise UsageError("--learning_rate must be a positive finite number, got %s"
                          % args.learning_rate)
+    # and --weight_decay, which scales the same update, a finite number >= 0
+    decay = getattr(args, "weight_decay", 0.0)
+    if not (math.isfinite(decay) and decay >= 0):
+        raise UsageError("--weight_decay must be a finite number >= 0, got %s" % decay)
 
 
 def check_seed(args):
