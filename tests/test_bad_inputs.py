@@ -329,6 +329,10 @@ CASES = {
         e, str(e.params), to="paddle2019", dst=str(e.params_copy(
             "ckpt_like", lambda d: (d / "optimizer.pdopt").write_bytes(b"x")))), 2,
         ["ckpt_like", "training checkpoint", "optimizer.pdopt"]),
+    "convert_into_a_checkpoint_with_a_manifest": ("convert_params", lambda e: convert_argv(
+        e, str(e.params), to="paddle2019", dst=str(e.params_copy(
+            "best_like", lambda d: (d / "manifest.json").write_text("{}")))), 2,
+        ["best_like", "manifest.json"]),
     "pretraining_not_gzip_content": ("train", lambda e: train_argv(
         e, train_filelist=e.write("fl_fake_gz", "fake-0.gz\t1.1\n")), 1, ["fake-0.gz"]),
 

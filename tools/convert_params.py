@@ -183,13 +183,14 @@ def main(argv):
     else:
         check_output_dir("DST", dst)
         check_output_dir("DST", os.path.dirname(os.path.normpath(dst)) or os.curdir)
-        # a training checkpoint's optimizer state, train state and checksums belong to its
-        # own parameters: writing others beside them would leave a checkpoint that lies
+        # a checkpoint's (or model folder's) checksums, optimizer and train state belong to
+        # its own parameters: writing others beside them would leave a folder that lies
         held = [f for f in ("manifest.json", "train_state.json", "optimizer.pdopt")
                 if os.path.isfile(os.path.join(dst, f))]
         if held:
-            raise UsageError("DST: refusing to write into %s: it is a training checkpoint "
-                             "(it holds %s); choose a new or empty directory" % (dst, held[0]))
+            raise UsageError("DST: refusing to write into %s: it holds %s, which belongs to the "
+                             "parameters there (a training checkpoint or a model folder); "
+                             "choose a new or empty directory" % (dst, held[0]))
     ernie_config = None
     if args.ernie_config_path:
         if not os.path.isfile(args.ernie_config_path):
