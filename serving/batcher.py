@@ -75,9 +75,14 @@ class Batcher:
     per model copy (`run`: a model call function, or a list of them) that runs its batches."""
 
     def __init__(self, run, max_batch_size=32, max_wait_ms=5.0, max_queue=1024):
-        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0, "
-                             "got %r, %r, %r" % (max_batch_size, max_queue, max_wait_ms))
+        if max_batch_size < 1 or max_queue < 1:
+            raise ValueError("max_batch_size and max_queue must be >= 1, got %r, %r"
+                             % (max_batch_size, max_queue))
+        # a wait the queue's timeout cannot take (inf, 1e300) would kill the gathering thread,
+        # and nan would never end a batch's wait
+        if not 0 <= max_wait_ms / 1000.0 <= threading.TIMEOUT_MAX:
+            raise ValueError("max_wait_ms must be within 0..%g, got %r"
+                             % (threading.TIMEOUT_MAX * 1000, max_wait_ms))
         runs = list(run) if isinstance(run, (list, tuple)) else [run]
         if not runs:
             raise ValueError("a batcher needs at least one model call function")

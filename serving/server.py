@@ -16,14 +16,16 @@ Endpoints (JSON in and out):
 
 Every request is checked before it reaches the model (pydantic schemas, then the model's own
 `token_count` per item), and a bad one is answered with a one-line {"error": ...}: 400 for a
-body that is not UTF-8, 413 for a body larger than the largest valid request, 422 for one that
-is not JSON, wrong types, empty or oversized batches, texts over `max_text_chars` and items the
-model rejects; 408 for a body that stops arriving; 503 with Retry-After when `max_queue`
-requests are waiting already. Requests of all clients share model calls through
-serving.batcher, which by default runs the model in worker processes (serving.model_process:
-Paddle keeps Python's lock while it predicts, which would stop the HTTP handling meanwhile), two
-copies on a machine of two cores or more, so that one runs a batch while the other's results go
-out and its next batch gathers. To scale out run several servers behind a load balancer.
+body that is not UTF-8 or whose JSON is nested too deeply, 413 for a body larger than the
+largest valid request, 422 for one that is not JSON, wrong types (a number of more than 4300
+digits included), empty or oversized batches, texts over `max_text_chars` and items the model
+rejects; 408 for a body that stops arriving; 503 with Retry-After when `max_queue` requests are
+waiting already. A request whose client disconnects before its turn is dropped unrun.
+Requests of all clients share model calls through serving.batcher, which by default runs the
+model in worker processes (serving.model_process: Paddle keeps Python's lock while it predicts,
+which would stop the HTTP handling meanwhile), two copies on a machine of two cores or more, so
+that one runs a batch while the other's results go out and its next batch gathers. To scale out
+run several servers behind a load balancer.
 """
 import asyncio
 import errno
@@ -36,7 +38,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, List, Literal, Union
 
 import numpy as np
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, create_model
@@ -56,6 +58,8 @@ BODY_TIMEOUT_SECONDS = 30
 # so that the event loop answers other requests meanwhile; shorter ones cost less to measure
 # than the hop to a thread
 INLINE_MEASURE_CHARS = 4000
+# the longest --max_wait_ms: a minute, far beyond any use, and short enough for a timeout
+MAX_WAIT_MS = 60000
 
 
 def jsonable(value):
@@ -73,6 +77,11 @@ def jsonable(value):
 
 def error(status, message, headers=None):
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def client_gone():
+    # nginx's "client closed request", for the log's sake: the client is not there to read it
+    return error(499, "the client closed the connection")
 
 
 def plain_errors(errors):
@@ -94,14 +103,18 @@ def plain_errors(errors):
     return out
 
 
-def unparsed_body_message(cause):
-    """What was wrong with a body FastAPI could not parse as JSON (its own 400 does not say),
-    from the exception it failed with."""
+def unparsed_body_error(cause):
+    """(status, message) for a body FastAPI could not parse as JSON (its own 400 does not say
+    what was wrong), from the exception it failed with."""
     if isinstance(cause, UnicodeDecodeError):
-        return "the request body is not UTF-8"
+        return 400, "the request body is not UTF-8"
     if isinstance(cause, RecursionError):
-        return "the request body's JSON is nested too deeply"
-    return "the request body could not be parsed as JSON (not UTF-8, or nested too deeply)"
+        return 400, "the request body's JSON is nested too deeply"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        # valid JSON, which Python's int refuses to read: a wrong type, as no item is a number
+        return 422, ("a number in the request body has more than %d digits"
+                     % sys.get_int_max_str_digits())
+    return 400, "the request body could not be parsed as JSON (not UTF-8, or nested too deeply)"
 
 
 def text_chars(item):
@@ -121,6 +134,15 @@ def token_counts(model, items):
         except ValueError as e:  # serving.api numbers the one item it was given 0
             raise ValueError("item %d: %s" % (i, re.sub(r"^item 0: ", "", str(e)))) from None
     return counts
+
+
+async def disconnected(request):
+    """Returns once the client of `request`, whose body has been read, closes its connection:
+    after the body, the ASGI receive has nothing to return but that disconnect, when it comes
+    (so there is nothing to poll). Waiting on it also keeps uvicorn reading the connection,
+    which it stops doing after a large body (starlette's is_disconnected then says False)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def one_line(errors, limit=3):
@@ -240,11 +262,20 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
         # this app's only 400 is FastAPI's, for a JSON body it could not parse
-        message = (unparsed_body_message(exc.__cause__) if exc.status_code == 400
-                   else str(exc.detail))
-        return error(exc.status_code, message, getattr(exc, "headers", None))
+        status, message = (unparsed_body_error(exc.__cause__) if exc.status_code == 400
+                           else (exc.status_code, str(exc.detail)))
+        return error(status, message, getattr(exc, "headers", None))
 
-    async def answer(key, items, lengths=None):
+    async def answer(request, key, items, lengths=None):
+        # a client that gives up (while its items are measured, or wait for their turn) must
+        # not keep a model copy busy for nobody
+        gone = asyncio.create_task(disconnected(request))
+        try:
+            return await answer_unless(gone, key, items, lengths)
+        finally:
+            gone.cancel()
+
+    async def answer_unless(gone, key, items, lengths):
         if lengths is None:
             try:
                 if sum(map(text_chars, items)) > INLINE_MEASURE_CHARS:
@@ -253,13 +284,24 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
                     lengths = token_counts(model, items)
             except ValueError as e:
                 return error(422, str(e))
+        if gone.done():
+            return client_gone()
         try:
             future = batcher.submit(key, items, lengths)
         except QueueFull as e:
             return error(503, "server busy: %s; retry later" % e,
                          {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        done = asyncio.wrap_future(future)
         try:
-            results = await asyncio.wrap_future(future)
+            await asyncio.wait([done, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # a no-op once done, else it cancels `future` too, which the batcher then drops
+            # unrun unless it runs already (also when this handler is cancelled)
+            done.cancel()
+        if done.cancelled():
+            return client_gone()
+        try:
+            results = done.result()
         except ValueError as e:
             return error(422, str(e))
         except Exception as e:  # the model failed on this batch: this request fails, not all
@@ -273,21 +315,21 @@ def create_app(model, max_batch_size=32, max_wait_ms=5, max_queue=1024, max_item
                              "max_seq_len": model.max_seq_len})
 
     @app.post("/predict")
-    async def predict(body: PredictRequest):
+    async def predict(body: PredictRequest, request: Request):
         if model.task == "encode":
             return error(404, "this model folder's task is encode: POST /embed")
         items = [i.model_dump() if isinstance(i, BaseModel) else i for i in body.items]
-        return await answer("predict", items)
+        return await answer(request, "predict", items)
 
     @app.post("/embed")
-    async def embed(body: EmbedRequest):
+    async def embed(body: EmbedRequest, request: Request):
         # model.token_count measures items of the folder's task (an mrc folder's are
         # question-context pairs): texts to embed are measured in characters, enough to
         # group them by length, and checked by model.encode itself (the batcher runs a
         # rejected request's batch again without it)
         lengths = [min(model.max_seq_len, sum(map(len, t)) if isinstance(t, list) else len(t))
                    for t in body.texts]
-        return await answer(("encode", body.pooling), body.texts, lengths)
+        return await answer(request, ("encode", body.pooling), body.texts, lengths)
 
     return app
 
@@ -351,8 +393,8 @@ def build_parser():
                         help="Items per model call at most; 1 turns batching off. "
                              "Default: %(default)s.")
     parser.add_argument("--max_wait_ms", type=float, default=5.0,
-                        help="How long a batch waits for more requests after its first. "
-                             "Default: %(default)s.")
+                        help="How long a batch waits for more requests after its first, "
+                             "0 to %d. Default: %%(default)s." % MAX_WAIT_MS)
     parser.add_argument("--max_queue", type=int, default=1024,
                         help="Requests waiting at most; more are answered 503. "
                              "Default: %(default)s.")
@@ -383,8 +425,9 @@ def main(argv):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError("--%s must be >= 1, got %d" % (name, value))
-    if args.max_wait_ms < 0:
-        raise UsageError("--max_wait_ms must be >= 0, got %g" % args.max_wait_ms)
+    if not 0 <= args.max_wait_ms <= MAX_WAIT_MS:  # nan too: a batch would never time out
+        raise UsageError("--max_wait_ms must be within 0..%d, got %g"
+                         % (MAX_WAIT_MS, args.max_wait_ms))
     if not 0 < args.port < 65536:
         raise UsageError("--port must be in 1..65535, got %d" % args.port)
 

@@ -292,3 +292,11 @@ def test_bad_arguments_are_refused():
     batcher.close()
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit("p", ["a"], [1])
+
+
+@pytest.mark.parametrize("max_wait_ms", [float("inf"), float("nan"), -1, 1e300])
+def test_a_wait_the_queue_cannot_time_is_refused(max_wait_ms):
+    """inf and 1e300 would kill the gathering thread at its first timed wait (the queue's
+    timeout overflows), nan would never end a wait."""
+    with pytest.raises(ValueError, match="max_wait_ms must be within 0.."):
+        Batcher(lambda k, i: i, max_wait_ms=max_wait_ms)

@@ -484,6 +484,41 @@ def test_the_command_line_refuses_a_port_in_use_in_one_line_before_loading(tiny_
     assert code != 0 and lines == ["error: --port %d: address already in use" % port], lines
 
 
+def flags_checked(monkeypatch, args):
+    """Run serving.server.main on `args` up to the check of its address, which comes before
+    the model loads: True when it got there."""
+    from serving import server
+
+    class Checked(Exception):
+        pass
+
+    def check_address(host, port):
+        raise Checked
+
+    monkeypatch.setattr(server, "check_address", check_address)
+    try:
+        server.main(args)
+    except Checked:
+        return True
+
+
+@pytest.mark.parametrize("value, shown", [("inf", "inf"), ("nan", "nan"), ("-1", "-1"),
+                                          ("1e300", "1e+300"), ("60001", "60001")])
+def test_a_max_wait_ms_out_of_range_is_refused_before_the_model_loads(monkeypatch, value,
+                                                                      shown):
+    """inf or 1e300 would kill the batcher's thread (the server then answers /health and
+    never /predict), nan would never end a batch's wait."""
+    from utils.errors import UsageError
+    with pytest.raises(UsageError) as refused:
+        flags_checked(monkeypatch, ["/no/such/folder", "--max_wait_ms", value])
+    assert str(refused.value) == "--max_wait_ms must be within 0..60000, got %s" % shown
+
+
+@pytest.mark.parametrize("value", ["0", "60000"])
+def test_a_max_wait_ms_within_range_is_taken(monkeypatch, value):
+    assert flags_checked(monkeypatch, ["/no/such/folder", "--max_wait_ms", value])
+
+
 @pytest.mark.parametrize("cores, flags, want", [
     (2, {}, (2, 1)),
     (1, {}, (1, 1)),

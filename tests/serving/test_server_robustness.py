@@ -1,7 +1,8 @@
 """serving.server against bodies that are not what it expects, over loopback: a body that is
-not UTF-8 or not sent as JSON, JSON it cannot parse, a large request that takes long to
-measure, and a body that stops arriving; each answered with a status and a one-line
-{"error": ...}, the server answering others meanwhile and healthy after."""
+not UTF-8 or not sent as JSON, JSON it cannot parse, a number too long for Python's int, a large
+request that takes long to measure, and a body that stops arriving; each answered with a status
+and a one-line {"error": ...}, the server answering others meanwhile and healthy after. And
+clients that disconnect before their answer: their requests never reach the model."""
 import json
 import socket
 import threading
@@ -59,6 +60,17 @@ def test_json_sent_without_a_json_content_type_gets_422_saying_which_to_send(cli
 def test_json_nested_too_deeply_gets_400_saying_so(client, body):
     r = client.post("/predict", content=body, headers=JSON)
     assert_one_line_error(r, 400, "nested too deeply")
+    assert_healthy(client)
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/predict", b'{"items": [1' + b"0" * 4300 + b"]}"),
+    ("/embed", b'{"texts": ["a"], "pooling": -' + b"9" * 5000 + b"}"),
+])
+def test_a_number_of_more_than_4300_digits_gets_422_saying_so(client, path, body):
+    """Valid JSON that Python's int refuses to read (a ValueError, not a JSON decode error)."""
+    r = client.post(path, content=body, headers=JSON)
+    assert_one_line_error(r, 422, "a number in the request body has more than 4300 digits")
     assert_healthy(client)
 
 
@@ -182,3 +194,80 @@ def test_a_slow_body_that_keeps_arriving_and_a_slow_model_are_not_timed_out():
                 sock.sendall(piece)
             status, _, got = read_response(sock)
         assert (status, got) == (200, {"results": [model.one("慢")]})
+
+
+# ---- a client that disconnects before its answer ---------------------------------------------
+
+class RecordingModel(FakeModel):
+    """FakeModel that records every item it predicts."""
+
+    def __init__(self, gate=None):
+        super().__init__("classify", gate=gate)
+        self.predicted = []
+
+    def predict(self, items):
+        self.predicted.extend(items)
+        return super().predict(items)
+
+
+def wait_until(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def send_and_close(port, items, then):
+    """Post `items` from a client of its own, call `then()`, and close the connection
+    unanswered, as a client that gives up does."""
+    body = json.dumps({"items": items}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(request_head(len(body)) + body)
+        then()
+
+
+def test_a_request_whose_client_disconnects_in_the_queue_is_never_run():
+    gate = Gate()
+    model = RecordingModel(gate)
+    app = create_app(model, max_wait_ms=0)
+    batcher = app.state.batcher
+    with running_server(app) as url:
+        first = {}
+
+        def post_first():
+            first["answer"] = httpx.post(url + "/predict", json={"items": ["先"]}, timeout=30)
+
+        running = threading.Thread(target=post_first)
+        running.start()
+        try:
+            assert gate.started.wait(30)  # the one model copy is busy with the first
+            send_and_close(int(url.rsplit(":", 1)[1]), ["走"],
+                           then=lambda: wait_until(lambda: batcher.queued() == 1))
+            # the server cancels the request it left behind, still queued
+            wait_until(lambda: [r.future.cancelled() for r in list(batcher._queue.queue)]
+                       == [True], timeout=10)
+        finally:
+            gate.release.set()
+            running.join(30)
+        assert first["answer"].json() == {"results": [model.one("先")]}
+        r = httpx.post(url + "/predict", json={"items": ["三"]}, timeout=30)
+        assert r.json() == {"results": [model.one("三")]}
+        assert httpx.get(url + "/health", timeout=10).status_code == 200
+    assert model.predicted == ["先", "三"] and batcher.items_run == 2
+
+
+@pytest.mark.parametrize("items", [["长" * 5000], ["长" * 20000] * 4])
+def test_a_request_whose_client_disconnects_while_it_is_measured_is_never_queued(items):
+    """Also with a body of 480 kB, after which uvicorn has stopped reading the connection."""
+    model = SlowToMeasure()
+    app = create_app(model)
+    with running_server(app) as url:
+        send_and_close(int(url.rsplit(":", 1)[1]), items,
+                       then=lambda: model.measuring.wait(30))
+        # answered after the server has read the closed connection (the event loop is free
+        # while the measuring thread waits)
+        assert httpx.get(url + "/health", timeout=10).status_code == 200
+        model.release.set()
+        r = httpx.post(url + "/predict", json={"items": ["短"]}, timeout=30)
+        assert r.json() == {"results": [model.one("短")]}
+    assert app.state.batcher.items_run == 1
