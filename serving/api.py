@@ -24,6 +24,7 @@ warning that Paddle's import gives when ccache, a compiler cache, is not install
 """
 import json
 import logging
+import numbers
 import os
 import sys
 import threading
@@ -39,9 +40,11 @@ TASK_METHOD = {"classify": "classify", "regress": "classify", "tag": "tag", "mrc
 
 def load(folder, num_threads=None, batch_size=32, predictor=True, precision="fp32"):
     """The model in a model folder, ready to predict (on CPU, `num_threads` math threads;
-    default all cores). Raises utils.errors.DataError (one line, naming the file) for a folder
-    whose files are missing or changed. `predictor=False` loads its tokenizer and settings
-    only (token_count, not predict; no Paddle): the server's when a worker process predicts.
+    default all cores; at most `batch_size` model inputs a batch). Raises
+    utils.errors.DataError (one line, naming the file) for a folder whose files are missing or
+    changed, and ValueError for a batch_size or num_threads that is not a positive integer.
+    `predictor=False` loads its tokenizer and settings only (token_count, not predict; no
+    Paddle): the server's when a worker process predicts.
     `precision`: "fp32", "bf16" or "int8" (as the prediction scripts' --precision; a CPU
     without the instructions runs fp32 after a notice on stderr). int8 runs the folder's int8
     programs, which `python -m serving.export --precision int8 --calibration_set FILE` (or a
@@ -66,6 +69,42 @@ def _import_paddle():
     finally:
         root.setLevel(level)
         root.handlers[:] = handlers
+
+
+def _check_count(name, value):
+    """batch_size and num_threads: a positive integer, checked at load, not at the first
+    prediction (where 0 or "2" would fail inside the batching)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError("%s must be a positive integer, got %r" % (name, value))
+    return int(value)
+
+
+def task_reader(task, manifest, files):
+    """The batch scripts' reader of `task` with the settings of `manifest` (a model folder's,
+    or serving.folder.ExportPlan's before the folder is written); `files`: {name in the
+    folder: path} of the files it reads (vocab.txt, label_map.json, the sentencepiece
+    model)."""
+    tok, task_id = manifest["tokenizer"], manifest.get("task_id", 0)
+    common = dict(max_seq_len=tok["max_seq_len"], do_lower_case=tok["do_lower_case"],
+                  tokenizer=tok["tokenizer"], task_id=task_id,
+                  sp_model=files.get(tok["sentence_piece_model"]))
+    vocab, label_map = files["vocab.txt"], files.get("label_map.json")
+    if task in ("classify", "regress"):
+        from reader.task_reader import ClassifyReader
+        return ClassifyReader(vocab, label_map_config=label_map, is_inference=True,
+                              for_cn=tok["for_cn"], is_classify=task == "classify",
+                              is_regression=task == "regress", **common)
+    if task == "tag":
+        from reader.task_reader import SequenceLabelReader
+        return SequenceLabelReader(vocab, label_map_config=label_map, is_inference=True,
+                                   **common)
+    if task == "mrc":
+        from reader.mrc import MRCReader
+        mrc = manifest["mrc"]
+        return MRCReader(vocab, for_cn=tok["for_cn"], doc_stride=mrc["doc_stride"],
+                         max_query_length=mrc["max_query_length"], **common)
+    from reader.task_reader import ExtractEmbeddingReader
+    return ExtractEmbeddingReader(vocab, **common)
 
 
 def _check_items(items, what):
@@ -95,19 +134,17 @@ class Model(object):
         if precision not in PRECISIONS:
             raise ValueError("precision must be one of %s, got %r"
                              % (", ".join(PRECISIONS), precision))
+        self.batch_size = _check_count("batch_size", batch_size)
+        self.num_threads = None if num_threads is None else \
+            _check_count("num_threads", num_threads)
         self.folder = folder
         self.manifest = read_manifest(folder)
         self.task = self.manifest["task"]
         self.labels = self.manifest["labels"]
-        tok = self.manifest["tokenizer"]
-        self.max_seq_len = tok["max_seq_len"]
-        self.batch_size = batch_size
-        self.num_threads = num_threads
+        self.max_seq_len = self.manifest["tokenizer"]["max_seq_len"]
         with open(os.path.join(folder, "ernie_config.json"), encoding="utf-8") as f:
             self.hidden_size = int(json.load(f)["hidden_size"])
         self._lock = threading.Lock()
-        self._sp_model = (self._path(tok["sentence_piece_model"])
-                          if tok["sentence_piece_model"] else None)
         self._reader = self._make_reader(self.task)
         self._predictor = None
         self.precision = precision  # what runs: set again when the predictor loads
@@ -146,29 +183,8 @@ class Model(object):
 
     # ---- readers: the batch scripts' own, with the folder's settings ------------------------
     def _make_reader(self, task):
-        tok, task_id = self.manifest["tokenizer"], self.manifest.get("task_id", 0)
-        common = dict(max_seq_len=tok["max_seq_len"], do_lower_case=tok["do_lower_case"],
-                      tokenizer=tok["tokenizer"], sp_model=self._sp_model, task_id=task_id)
-        label_map = self._path("label_map.json") if "label_map.json" in \
-            self.manifest["files"] else None
-        if task in ("classify", "regress"):
-            from reader.task_reader import ClassifyReader
-            return ClassifyReader(self._path("vocab.txt"), label_map_config=label_map,
-                                  is_inference=True, for_cn=tok["for_cn"],
-                                  is_classify=task == "classify",
-                                  is_regression=task == "regress", **common)
-        if task == "tag":
-            from reader.task_reader import SequenceLabelReader
-            return SequenceLabelReader(self._path("vocab.txt"), label_map_config=label_map,
-                                       is_inference=True, **common)
-        if task == "mrc":
-            from reader.mrc import MRCReader
-            mrc = self.manifest["mrc"]
-            return MRCReader(self._path("vocab.txt"), for_cn=tok["for_cn"],
-                             doc_stride=mrc["doc_stride"],
-                             max_query_length=mrc["max_query_length"], **common)
-        from reader.task_reader import ExtractEmbeddingReader
-        return ExtractEmbeddingReader(self._path("vocab.txt"), **common)
+        return task_reader(task, self.manifest,
+                           {name: self._path(name) for name in self.manifest["files"]})
 
     def _need(self, *tasks):
         if self.task not in tasks:

@@ -7,11 +7,13 @@
 
 --task: classify, regress, tag (sequence labelling), mrc (reading comprehension) or encode
 (embeddings only; --init_checkpoint may then be pretraining parameters, e.g. MODEL_PATH/params).
-The folder is written atomically: a failed export leaves --output_dir as it was. With
---precision int8 the int8 programs are added to it after (serving/int8.py); if that fails the
-folder stays as exported, in fp32.
+The folder is written atomically: a failed export leaves --output_dir as it was, and one that
+holds anything but a model folder's files is refused before any work. With --precision int8
+the calibration set is read and checked before anything is written, and the int8 programs
+are added to the folder once it is (serving/int8.py): should the calibration itself then fail,
+or be interrupted, the folder stays as exported, in fp32.
 """
-from serving.folder import MANIFEST, TASKS, export_folder, read_manifest
+from serving.folder import MANIFEST, TASKS, ExportPlan, check_replaceable, read_manifest
 from utils import paddle_env
 from utils.args import (
     PRECISIONS,
@@ -75,6 +77,15 @@ def main(argv):
     check_positive(args, "max_seq_len", "num_labels", "doc_stride", "max_query_length",
                    "n_best_size", "max_answer_length")
     check_output_dir("--output_dir", args.output_dir)
+    mrc = {k: getattr(args, k) for k in ("doc_stride", "max_query_length", "n_best_size",
+                                         "max_answer_length")}
+    plan = ExportPlan(args.task, args.init_checkpoint, args.ernie_config_path, args.vocab_path,
+                      label_map_config=args.label_map_config, num_labels=args.num_labels,
+                      max_seq_len=args.max_seq_len, do_lower_case=args.do_lower_case,
+                      for_cn=args.for_cn, tokenizer=args.tokenizer,
+                      sentence_piece_model=args.sentence_piece_model, task_id=args.task_id,
+                      mrc=mrc)
+    check_replaceable(args.output_dir)
     from model.ernie import ErnieConfig, check_against_config
     from tokenization import make_tokenizer
     config = ErnieConfig(args.ernie_config_path)
@@ -87,21 +98,15 @@ def main(argv):
         label_map = load_label_map(args.label_map_config)
         num_labels = args.num_labels or max(label_map.values()) + 1
         check_label_map_ids(label_map, args.label_map_config, num_labels)
-    mrc = {k: getattr(args, k) for k in ("doc_stride", "max_query_length", "n_best_size",
-                                         "max_answer_length")}
-    export_folder(args.output_dir, args.task, args.init_checkpoint, args.ernie_config_path,
-                  args.vocab_path, label_map_config=args.label_map_config,
-                  num_labels=args.num_labels, max_seq_len=args.max_seq_len,
-                  do_lower_case=args.do_lower_case, for_cn=args.for_cn,
-                  tokenizer=args.tokenizer, sentence_piece_model=args.sentence_piece_model,
-                  task_id=args.task_id, mrc=mrc)
     if args.precision == "int8":
-        import serving.api
+        # read now, not after the folder is written: a bad set must leave no fp32 folder
+        from serving.api import task_reader
         from serving.int8 import calibration_records, ensure_int8
-        reader = serving.api.load(args.output_dir, predictor=False).reader
-        ensure_int8(args.output_dir, args.calibration_set,
-                    lambda: calibration_records(args.task, reader, args.calibration_set),
-                    reader.pad_batch)
+        reader = task_reader(args.task, plan.manifest, plan.copies)
+        records = calibration_records(args.task, reader, args.calibration_set)
+    plan.write(args.output_dir)
+    if args.precision == "int8":
+        ensure_int8(args.output_dir, args.calibration_set, lambda: records, reader.pad_batch)
     manifest = read_manifest(args.output_dir)
     print("model folder for task %s written to %s (%s lists %d files)"
           % (manifest["task"], args.output_dir, MANIFEST, len(manifest["files"])))

@@ -8,7 +8,8 @@ pretrained) ERNIE, checked by checksums.
     encoder.json, encoder.pdiparams  the encoder: -> (sequence output [B, L, H], pooled [B, H])
     vocab.txt, ernie_config.json     copies of the files the model was trained with
     label_map.json                   the --label_map_config given (classify, regress, tag)
-    <sentencepiece model>            when --tokenizer SentencepieceTokenizer
+    sentencepiece.model              the --sentence_piece_model given (a folder exported
+                                     before it had this name keeps its file's own name)
     manifest.json                    what the folder is, below
 
 manifest.json: {"format_version": 1, "task", "num_labels", "labels" (the label name of every
@@ -21,12 +22,14 @@ sha256} of every other file), and once int8 programs are added (serving/int8.py)
 ({"programs": {"task": prefix, "encoder": prefix}, "calibration": {"file", "sha256",
 "examples" (model inputs: a long tag input counts once per window), "method"}})}.
 
-`export_folder` writes a folder atomically; `read_manifest` checks one; `is_model_folder`
-tells one from a checkpoint; `manifest_digest` tells one export from another.
+`export_folder` writes a folder atomically (`check_replaceable`: never over other files);
+`read_manifest` checks one; `is_model_folder` tells one from a checkpoint; `manifest_digest`
+tells one export from another.
 """
 import hashlib
 import json
 import os
+import re
 import shutil
 
 from utils.errors import DataError, UsageError
@@ -38,19 +41,36 @@ TASKS = ("classify", "regress", "tag", "mrc", "encode")
 TOKENIZER_KEYS = ("tokenizer", "do_lower_case", "for_cn", "max_seq_len",
                   "sentence_piece_model")
 MRC_KEYS = ("doc_stride", "max_query_length", "n_best_size", "max_answer_length")
+# one name whatever the file given was called: no clash with the folder's other files
+SENTENCEPIECE_MODEL = "sentencepiece.model"
+# every name an export writes but manifest.json; the int8 programs serving.int8 adds begin
+# with INT8_PREFIXES
+EXPORT_FILES = ("model.json", "model.pdiparams", "encoder.json", "encoder.pdiparams",
+                "vocab.txt", "ernie_config.json", "label_map.json", SENTENCEPIECE_MODEL)
+INT8_PREFIXES = ("model_int8_", "encoder_int8_")
+
+
+def _manifest_json(folder):
+    """The parsed manifest.json of `folder`, or None when it cannot be read as json."""
+    try:
+        with open(os.path.join(str(folder), MANIFEST), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def is_model_folder(path):
     """Is `path` a model folder, not a checkpoint? Its manifest.json names a format_version
-    and a task (a training checkpoint's manifest.json, utils.checkpoint, names neither)."""
-    if not path:
+    and a task (a training checkpoint's manifest.json, utils.checkpoint, names neither), or,
+    whatever that manifest holds, the exported encoder program is beside it (no checkpoint
+    has one): read_manifest then says what is wrong with the manifest."""
+    if not path or not os.path.isdir(str(path)):
         return False
-    try:
-        with open(os.path.join(str(path), MANIFEST), encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(manifest, dict) and "format_version" in manifest and "task" in manifest
+    manifest = _manifest_json(path)
+    if isinstance(manifest, dict) and "format_version" in manifest and "task" in manifest:
+        return True
+    return os.path.isfile(os.path.join(str(path), MANIFEST)) and \
+        os.path.isfile(os.path.join(str(path), "encoder.json"))
 
 
 def read_manifest(folder, verify=True):
@@ -86,6 +106,7 @@ def read_manifest(folder, verify=True):
     if manifest.get("task") not in TASKS:
         raise DataError("%s: task %r is not one of %s" % (path, manifest.get("task"),
                                                           ", ".join(TASKS)))
+    _check_fields(path, manifest)
     for name, digest in sorted(manifest["files"].items() if verify else ()):
         file = os.path.join(folder, name)
         if not os.path.isfile(file):
@@ -94,6 +115,92 @@ def read_manifest(folder, verify=True):
             raise DataError("%s: checksum does not match %s (the file was changed after "
                             "export)" % (file, path))
     return manifest
+
+
+_MISSING = object()
+
+
+def _is_int(value, least):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _field(path, parent, key, name, ok, want):
+    """parent[key], named `name` in the message, if ok(it); else a one-line DataError."""
+    value = parent.get(key, _MISSING)
+    if value is _MISSING:
+        raise DataError("%s: %s is missing" % (path, name))
+    if not ok(value):
+        shown = json.dumps(value, ensure_ascii=False)
+        raise DataError("%s: %s must be %s, got %s"
+                        % (path, name, want, shown if len(shown) <= 60 else shown[:57] + "..."))
+    return value
+
+
+def _check_programs(path, parent, name):
+    programs = _field(path, parent, "programs", name, lambda v: isinstance(v, dict),
+                      "an object")
+    for which in ("task", "encoder"):
+        _field(path, programs, which, "%s.%s" % (name, which),
+               lambda v: isinstance(v, str) and v, "a file name prefix")
+
+
+def _check_tokenizer(path, manifest):
+    tok = _field(path, manifest, "tokenizer", "tokenizer", lambda v: isinstance(v, dict),
+                 "an object")
+    _field(path, tok, "tokenizer", "tokenizer.tokenizer", lambda v: isinstance(v, str) and v,
+           "a tokenizer name")
+    for key in ("do_lower_case", "for_cn"):
+        _field(path, tok, key, "tokenizer." + key, lambda v: isinstance(v, bool),
+               "true or false")
+    _field(path, tok, "max_seq_len", "tokenizer.max_seq_len", lambda v: _is_int(v, 3),
+           "an integer of at least 3")
+    _field(path, tok, "sentence_piece_model", "tokenizer.sentence_piece_model",
+           lambda v: v is None or isinstance(v, str) and v in manifest["files"],
+           "null or a file listed in \"files\"")
+
+
+def _check_labels(path, manifest):
+    task = manifest["task"]
+    if task in ("classify", "tag"):
+        n = _field(path, manifest, "num_labels", "num_labels", lambda v: _is_int(v, 1),
+                   "a positive integer")
+        _field(path, manifest, "labels", "labels", lambda v: isinstance(v, list) and len(v) == n
+               and all(isinstance(label, str) for label in v),
+               "a list of %d label names (num_labels)" % n)
+        return
+    n = 1 if task == "regress" else None  # what ExportPlan writes for these tasks
+    _field(path, manifest, "num_labels", "num_labels", lambda v: v == n,
+           "%s for task %s" % (json.dumps(n), task))
+    _field(path, manifest, "labels", "labels", lambda v: v is None, "null for task %s" % task)
+
+
+def _check_int8(path, manifest):
+    int8 = _field(path, manifest, "int8", "int8", lambda v: isinstance(v, dict), "an object")
+    _check_programs(path, int8, "int8.programs")
+    calibration = _field(path, int8, "calibration", "int8.calibration",
+                         lambda v: isinstance(v, dict), "an object")
+    for key, ok, want in (("file", lambda v: isinstance(v, str), "a path"),
+                          ("sha256", lambda v: isinstance(v, str), "a hex digest"),
+                          ("examples", lambda v: _is_int(v, 1), "a positive integer")):
+        _field(path, calibration, key, "int8.calibration." + key, ok, want)
+
+
+def _check_fields(path, manifest):
+    """Each field loading reads (folder_settings, serving.api, serving.int8), of its type: an
+    edited manifest.json fails here, naming the field, not with a KeyError or at the first
+    prediction."""
+    _check_tokenizer(path, manifest)
+    if "task_id" in manifest:
+        _field(path, manifest, "task_id", "task_id", lambda v: _is_int(v, 0),
+               "an integer of at least 0")
+    _check_programs(path, manifest, "programs")
+    _check_labels(path, manifest)
+    if manifest["task"] == "mrc":
+        mrc = _field(path, manifest, "mrc", "mrc", lambda v: isinstance(v, dict), "an object")
+        for key in MRC_KEYS:
+            _field(path, mrc, key, "mrc." + key, lambda v: _is_int(v, 1), "a positive integer")
+    if "int8" in manifest:
+        _check_int8(path, manifest)
 
 
 def manifest_digest(manifest, precision="fp32"):
@@ -146,6 +253,8 @@ class ExportPlan(object):
         from reader.task_reader import load_label_map
         if task not in TASKS:
             raise UsageError("--task %r is not one of %s" % (task, ", ".join(TASKS)))
+        if max_seq_len < 3:  # [CLS] a token [SEP]: no folder loads with less
+            raise UsageError("--max_seq_len must be at least 3, got %d" % max_seq_len)
         label_map = load_label_map(label_map_config) if label_map_config else None
         if task == "tag" and not label_map:
             raise UsageError("--label_map_config is required for --task tag")
@@ -162,11 +271,8 @@ class ExportPlan(object):
         self.copies = {"vocab.txt": str(vocab_path), "ernie_config.json": str(ernie_config_path)}
         if label_map_config and task in ("classify", "regress", "tag"):
             self.copies["label_map.json"] = str(label_map_config)
-        sp_name = None
+        sp_name = SENTENCEPIECE_MODEL if sentence_piece_model else None
         if sentence_piece_model:
-            sp_name = os.path.basename(str(sentence_piece_model))
-            if sp_name in self.copies or sp_name == MANIFEST:
-                sp_name = "sentencepiece.model"
             self.copies[sp_name] = str(sentence_piece_model)
         self.manifest = {
             "format_version": FORMAT_VERSION, "task": task, "num_labels": num_labels,
@@ -226,17 +332,9 @@ class ExportPlan(object):
 
     def write(self, output_dir):
         """Build the model, export it and write the folder atomically (utils.fileio.atomic_dir:
-        a failed export leaves `output_dir` as it was). Returns output_dir."""
-        if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
-            # now, not after the model is built: atomic_dir would fail at its last rename
-            raise UsageError("%s is a file, not a folder: the model folder cannot be "
-                             "written there" % output_dir)
-        if os.path.isdir(output_dir) and os.listdir(output_dir) and \
-                not is_model_folder(output_dir):
-            # the new folder replaces it whole: a mistyped --output_dir must not lose its files
-            raise UsageError("refusing to replace %s: it holds %r and is not a model folder; "
-                             "choose a new or empty folder"
-                             % (output_dir, sorted(os.listdir(output_dir))[0]))
+        a failed export leaves `output_dir` as it was; check_replaceable first). Returns
+        output_dir."""
+        check_replaceable(output_dir)
         from model.ernie import ErnieConfig, encoder_input_spec
         from utils.fileio import atomic_dir, atomic_write_text
         from utils.inference import export
@@ -258,6 +356,42 @@ class ExportPlan(object):
             atomic_write_text(os.path.join(tmp, MANIFEST),
                               json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
         return output_dir
+
+
+def _is_part(folder, name, listed):
+    """Is the entry `name` of the model folder `folder` part of it? `listed`: the files its
+    manifest lists, None when the manifest cannot be read (then any file an export writes)."""
+    if not os.path.isfile(os.path.join(folder, name)):
+        return False
+    # int8 programs, and manifest.json's temporary copy, that a calibration killed before it
+    # switched the manifest to them left unlisted (serving.int8.ensure_int8)
+    return (name == MANIFEST or name.startswith(INT8_PREFIXES)
+            or re.fullmatch(re.escape(MANIFEST) + r"\.tmp-\d+", name) is not None
+            or name in (EXPORT_FILES if listed is None else listed))
+
+
+def check_replaceable(output_dir):
+    """Before a model folder is written to `output_dir`, which the new one replaces whole:
+    refuse (UsageError, one line) a file there, a folder that is not a model folder and a
+    model folder holding anything its manifest does not list (notes, results), so that an
+    export never deletes what someone put there. (utils.format_paddle2019's
+    check_model_dir_replaceable is the same rule for a 2019 MODEL_PATH folder.)"""
+    if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
+        # now, not after the model is built: atomic_dir would fail at its last rename
+        raise UsageError("%s is a file, not a folder: the model folder cannot be "
+                         "written there" % output_dir)
+    names = sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []
+    if names and not is_model_folder(output_dir):
+        raise UsageError("refusing to replace %s: it holds %r and is not a model folder; "
+                         "choose a new or empty folder" % (output_dir, names[0]))
+    manifest = _manifest_json(output_dir) if names else None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    listed = set(files) if isinstance(files, dict) else None
+    other = [name for name in names if not _is_part(output_dir, name, listed)]
+    if other:
+        raise UsageError("refusing to replace the model folder %s: it also holds %r, which is "
+                         "not part of it; move it or choose another folder"
+                         % (output_dir, other[0]))
 
 
 def export_folder(output_dir, task, init_checkpoint, ernie_config_path, vocab_path, **kwargs):

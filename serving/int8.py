@@ -295,10 +295,16 @@ def folder_int8_prefix(folder, manifest, which="task"):
 
 def calibration_records(task, reader, path, limit=CALIBRATION_EXAMPLES):
     """The model inputs of the first `limit` examples of `path`, a file in the task's
-    prediction input format, as `reader` (the task's batch reader) makes them."""
+    prediction input format, as `reader` (the task's batch reader) makes them; DataError
+    when there are none."""
     if task == "tag":
-        return [r for ex in reader.examples(path)[:limit] for _, _, r in reader.window_records(ex)]
-    return reader.records(path)[:limit]
+        records = [r for ex in reader.examples(path)[:limit]
+                   for _, _, r in reader.window_records(ex)]
+    else:
+        records = reader.records(path)[:limit]
+    if not records:
+        raise DataError("%s: no examples to calibrate int8 on" % path)
+    return records
 
 
 def _source_layer(folder, manifest):
@@ -331,7 +337,7 @@ def ensure_int8(folder, calibration_path, make_records, pad_batch, batch_size=32
 
     The new files get names of their own, and the manifest switches to them last (atomically),
     so an interrupted calibration leaves the folder as it was."""
-    from serving.folder import MANIFEST, read_manifest
+    from serving.folder import INT8_PREFIXES, MANIFEST, read_manifest
     from utils.fileio import atomic_write_text, remove_quietly, sha256
     folder = str(folder)
     manifest = read_manifest(folder, verify=False)
@@ -347,7 +353,7 @@ def ensure_int8(folder, calibration_path, make_records, pad_batch, batch_size=32
         raise DataError("%s: no examples to calibrate int8 on" % calibration_path)
     layer = _source_layer(folder, manifest)
     tag = "%s_%s" % (digest[:8], os.getpid())
-    programs = {"task": "model_int8_" + tag, "encoder": "encoder_int8_" + tag}
+    programs = {"task": INT8_PREFIXES[0] + tag, "encoder": INT8_PREFIXES[1] + tag}
     if manifest["task"] == "encode":
         programs["task"] = programs["encoder"]
     feeds = (pad_batch(records[i:i + batch_size]) for i in range(0, len(records), batch_size))

@@ -83,18 +83,18 @@ def detect_format(path):
     return "legacy_dir"
 
 
-def _inference_folder_note(path):
-    """Why an inference model folder (a program and its combined .pdiparams) is no parameter
-    checkpoint, naming the checkpoint it came from when its manifest says."""
+def _inference_folder_note(path, what="an inference model folder (a program and its "
+                                       "combined .pdiparams)"):
+    """Why an exported folder (`what` it is) is no parameter checkpoint, naming the
+    checkpoint it came from when its manifest says."""
     source = None
     try:
         with open(os.path.join(path, "manifest.json"), encoding="utf-8") as f:
             source = json.load(f).get("source_checkpoint", {}).get("path")
     except (OSError, ValueError, AttributeError):
         pass
-    return ("an inference model folder (a program and its combined .pdiparams), not a "
-            "parameter checkpoint; give the checkpoint it was exported from%s"
-            % (" (%s)" % source if isinstance(source, str) else ""))
+    return ("%s, not a parameter checkpoint; give the checkpoint it was exported from%s"
+            % (what, " (%s)" % source if isinstance(source, str) else ""))
 
 
 def load_params(path):
@@ -373,9 +373,17 @@ def verify_checkpoint(path):
     try:
         with open(manifest_path, encoding="utf-8") as f:
             manifest = json.load(f)
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError):
-        raise DataError("%s: unreadable checkpoint manifest" % manifest_path) from None
+    except ValueError:
+        manifest = None
+    if isinstance(manifest, dict) and "format_version" in manifest and "task" in manifest:
+        # serving.folder's manifest: {name: sha256}, and no parameter files beside it
+        raise DataError("%s: %s" % (path, _inference_folder_note(
+            path, "a model folder (python -m serving.export)")))
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+            isinstance(info, dict) and isinstance(info.get("bytes"), int)
+            and isinstance(info.get("sha256"), str) for info in files.values()):
+        raise DataError("%s: unreadable checkpoint manifest" % manifest_path)
     for name, info in sorted(files.items()):
         full = os.path.join(path, name)
         if not os.path.isfile(full):

@@ -7,6 +7,7 @@ toolkit's own 2019-format writer; the scripts run in-process through run_cli."""
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -232,6 +233,16 @@ def test_bad_input_is_a_one_line_value_error(s, cls_folder):
         model.encode(["a"], pooling="max")
 
 
+@pytest.mark.parametrize("name, value", [("batch_size", 0), ("batch_size", -1),
+                                         ("batch_size", 1.5), ("batch_size", "2"),
+                                         ("batch_size", None), ("num_threads", 0)])
+def test_a_bad_batch_size_or_num_threads_is_refused_at_load(s, cls_folder, name, value):
+    import serving.api
+    with pytest.raises(ValueError, match=r"^%s must be a positive integer, got %s$"
+                                         % (name, re.escape(repr(value)))):
+        serving.api.load(cls_folder, **{name: value})
+
+
 # only control characters, only zero-width characters: not empty, but no token either
 NO_TOKENS = ["\u0001\u0002", "\u200b\u200b", "\u0000"]
 
@@ -405,6 +416,35 @@ def test_load_leaves_logging_and_warnings_as_they_were(s, cls_folder):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [logging.WARNING, 0, True]
     assert "ccache" not in proc.stderr, proc.stderr
+
+
+def test_an_export_over_a_folder_with_int8_programs_replaces_it(s):
+    from serving.folder import read_manifest
+    folder = export(s, "classify", s.cls, "int8_then_fp32", "--num_labels", "3",
+                    "--precision", "int8", "--calibration_set", s.cls_set)
+    assert "int8" in read_manifest(folder)
+    export(s, "classify", s.cls, "int8_then_fp32", "--num_labels", "3")
+    assert "int8" not in read_manifest(folder)
+
+
+@pytest.mark.parametrize("name, text", [("empty.tsv", ""), ("header_only.tsv", "text_a\n")])
+def test_a_bad_calibration_set_leaves_no_folder(s, name, text):
+    folder = s.root / "folders" / "bad_calibration"
+    code, _, err = run("serving.export", [
+        "--init_checkpoint", s.cls, "--task", "classify", "--num_labels", "3", "--output_dir",
+        folder, "--precision", "int8", "--calibration_set", s.write(name, text)]
+        + s.model_flags(), s.root)
+    assert code == 1 and name in err, err
+    assert not folder.exists()
+
+
+def test_an_export_no_folder_could_load_is_refused_at_once(s):
+    folder = s.root / "folders" / "too_short"
+    code, out, err = run("serving.export", [
+        "--init_checkpoint", s.cls, "--task", "classify", "--num_labels", "3", "--output_dir",
+        folder] + s.model_flags(max_seq_len=2), s.root)
+    assert code == 2 and err.strip() == "error: --max_seq_len must be at least 3, got 2", err
+    assert "Load model" not in out and not folder.exists()
 
 
 def test_the_identity_of_a_folder_changes_when_it_is_exported_over(s):

@@ -4,16 +4,18 @@ and what killed writes of a folder leave behind (utils.fileio)."""
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ernie_testkit import REPO
+from ernie_testkit import REPO, run_entry
 from serving.folder import (
     FORMAT_VERSION,
     ExportPlan,
+    check_replaceable,
     is_model_folder,
     label_names,
     manifest_digest,
@@ -28,8 +30,8 @@ from utils.fileio import atomic_dir, atomic_write_text
 def write_folder(d, task="classify", **changes):
     """A folder whose manifest lists vocab.txt and ernie_config.json (no programs)."""
     d.mkdir(parents=True, exist_ok=True)
-    (d / "vocab.txt").write_text("[PAD]\n[CLS]\n[SEP]\n")
-    (d / "ernie_config.json").write_text("{}")
+    (d / "vocab.txt").write_text("[PAD]\n[CLS]\n[SEP]\n[UNK]\n")
+    (d / "ernie_config.json").write_text('{"hidden_size": 16}')
     manifest = {"format_version": FORMAT_VERSION, "task": task, "num_labels": 2,
                 "labels": ["neg", "pos"],
                 "tokenizer": {"tokenizer": "FullTokenizer", "do_lower_case": True,
@@ -74,6 +76,47 @@ def test_a_manifest_of_another_kind_is_one_line_error(tmp_path, changes, said):
     with pytest.raises(DataError, match=said) as info:
         read_manifest(d)
     assert "\n" not in str(info.value)
+
+
+def edit_manifest(d, edit):
+    """Change the manifest.json of the folder `d` in place: edit(manifest dict)."""
+    manifest = json.loads((d / "manifest.json").read_text())
+    edit(manifest)
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    return d
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda m: m.pop("tokenizer"), r"tokenizer is missing"),
+    (lambda m: m.update(labels=["neg"]),
+     r"labels must be a list of 2 label names \(num_labels\), got \[\"neg\"\]"),
+    (lambda m: m["tokenizer"].update(max_seq_len=None),
+     r"tokenizer.max_seq_len must be an integer of at least 3, got null"),
+    (lambda m: m["tokenizer"].update(max_seq_len=2), r"tokenizer.max_seq_len .* got 2"),
+    (lambda m: m["tokenizer"].pop("for_cn"), r"tokenizer.for_cn is missing"),
+    (lambda m: m["tokenizer"].update(sentence_piece_model="sp.model"),
+     r"tokenizer.sentence_piece_model must be null or a file listed in \"files\", got "
+     r"\"sp.model\""),
+    (lambda m: m["programs"].pop("encoder"), r"programs.encoder is missing"),
+    (lambda m: m.update(task="mrc", num_labels=None, labels=None, mrc={"doc_stride": "128"}),
+     r"mrc.doc_stride must be a positive integer, got \"128\""),
+])
+def test_an_edited_manifest_field_is_one_line_error_naming_it(tmp_path, edit, said):
+    d = edit_manifest(write_folder(tmp_path / "f"), edit)
+    with pytest.raises(DataError, match=r"^%s: %s$" % (re.escape(str(d / "manifest.json")),
+                                                       said)):
+        read_manifest(d)
+
+
+def test_a_damaged_manifest_beside_the_encoder_program_is_named_as_such(tmp_path):
+    d = write_folder(tmp_path / "f")
+    (d / "encoder.json").write_text("{}")
+    (d / "manifest.json").write_text('{"format_version": 1,')
+    assert is_model_folder(d)
+    (tmp_path / "in.tsv").write_text("text_a\n好\n")
+    code, _, err = run_entry("predict_classifier", [
+        "--use_cuda", "false", "--init_checkpoint", d, "--predict_set", "in.tsv"], tmp_path)
+    assert code == 1 and "manifest.json: not a json manifest (" in one_line_error(err)
 
 
 def test_flags_come_from_the_folder_and_may_not_contradict_it(tmp_path):
@@ -166,6 +209,77 @@ def test_export_over_a_folder_of_other_files_is_refused(tmp_path):
     with pytest.raises(UsageError, match="refusing to replace .*notes.md"):
         plan.write(str(mine))
     assert (mine / "notes.md").read_text() == "keep me"
+
+
+def test_export_over_a_model_folder_holding_other_files_is_refused(tmp_path):
+    d = write_folder(tmp_path / "src")
+    mine = write_folder(tmp_path / "mine")
+    (mine / "notes.txt").write_text("keep me")
+    (mine / "results").mkdir()
+    plan = ExportPlan("encode", d, d / "ernie_config.json", d / "vocab.txt")
+    with pytest.raises(UsageError, match=r"^refusing to replace the model folder %s: it also "
+                                         r"holds 'notes.txt', which is not part of it; move it "
+                                         r"or choose another folder$" % re.escape(str(mine))):
+        plan.write(str(mine))
+    (mine / "notes.txt").unlink()
+    with pytest.raises(UsageError, match="it also holds 'results'"):
+        plan.write(str(mine))
+    assert (mine / "results").is_dir() and read_manifest(mine)
+
+
+def test_what_int8_calibration_adds_or_leaves_in_a_folder_may_be_replaced(tmp_path):
+    mine = write_folder(tmp_path / "mine")
+    # programs of a calibration killed before it listed them, and its manifest's copy
+    for name in ("model_int8_ab12cd34_7.pdmodel", "encoder_int8_ab12cd34_7.int8.json",
+                 "manifest.json.tmp-7"):
+        (mine / name).write_text("x")
+    check_replaceable(str(mine))
+    # a damaged manifest lists nothing: the files an export writes may be replaced
+    (mine / "encoder.json").write_text("{}")
+    (mine / "manifest.json").write_text("{")
+    check_replaceable(str(mine))
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="it also holds 'notes.txt'"):
+        check_replaceable(str(mine))
+
+
+def sentencepiece_model(path):
+    import io
+
+    import sentencepiece
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(["这个手机不错", "质量差", "好的很"] * 5), model_writer=model,
+        vocab_size=20, hard_vocab_limit=False, minloglevel=2, num_threads=1)
+    path.write_bytes(model.getvalue())
+    return path
+
+
+def test_the_sentencepiece_model_is_stored_under_a_name_of_its_own(tmp_path):
+    d = write_folder(tmp_path / "src")
+    sp = tmp_path / "model.pdiparams"   # named like the task program's parameters
+    sp.write_bytes(b"pieces")
+    plan = ExportPlan("classify", d, d / "ernie_config.json", d / "vocab.txt",
+                      tokenizer="SentencepieceTokenizer", sentence_piece_model=sp)
+    assert plan.copies == {"vocab.txt": str(d / "vocab.txt"),
+                           "ernie_config.json": str(d / "ernie_config.json"),
+                           "sentencepiece.model": str(sp)}
+    assert plan.manifest["tokenizer"]["sentence_piece_model"] == "sentencepiece.model"
+
+
+def test_a_folder_with_the_sentencepiece_model_under_its_old_name_loads(tmp_path):
+    import serving.api
+    d = write_folder(tmp_path / "f")
+    sp = sentencepiece_model(d / "spm.model")
+
+    def old_name(manifest):
+        manifest["files"]["spm.model"] = sha256(sp)
+        manifest["tokenizer"].update(tokenizer="SentencepieceTokenizer",
+                                     sentence_piece_model="spm.model")
+    edit_manifest(d, old_name)
+    model = serving.api.load(d, predictor=False)
+    assert model.reader.tokenizer.model_file == str(sp)
+    assert model.token_count("质量差") > 2
 
 
 def test_the_manifest_digest_tells_one_export_from_another(tmp_path):

@@ -554,3 +554,28 @@ def test_an_inference_model_folder_is_refused_naming_its_checkpoint(tmp_path):
         {"source_checkpoint": {"path": "/runs/checkpoints/step_80", "files": {}}}))
     with pytest.raises(DataError, match="inference model folder.*/runs/checkpoints/step_80"):
         ckpt.load_params(folder)
+
+
+def test_a_model_folder_given_as_a_checkpoint_names_the_checkpoint_it_came_from(tmp_path):
+    # a serving.export folder's manifest is {name: sha256}, not a checkpoint's
+    folder = tmp_path / "my_model"
+    folder.mkdir()
+    (folder / "encoder.pdiparams").write_bytes(b"\0" * 64)
+    (folder / "manifest.json").write_text(json.dumps(
+        {"format_version": 1, "task": "classify", "files": {"encoder.pdiparams": "0" * 64},
+         "source_checkpoint": {"path": "/runs/checkpoints/step_80", "files": {}}}))
+    with pytest.raises(DataError, match=r"my_model: a model folder \(python -m serving.export\), "
+                                        r"not a parameter checkpoint; give the checkpoint it "
+                                        r"was exported from \(/runs/checkpoints/step_80\)$"):
+        ckpt.init_checkpoint(tiny_model(), folder)
+
+
+@pytest.mark.parametrize("files", [{"w": "0" * 64}, {"w": {"bytes": 4}}, ["w"], None])
+def test_a_malformed_checkpoint_manifest_is_one_line_error(tmp_path, files):
+    d = tmp_path / "step_2"
+    d.mkdir()
+    (d / "w").write_bytes(b"\0" * 4)
+    (d / "manifest.json").write_text(json.dumps({"format": "ernie checkpoint", "version": 1,
+                                                 "files": files}))
+    with pytest.raises(DataError, match=r"manifest.json: unreadable checkpoint manifest$"):
+        ckpt.verify_checkpoint(d)
