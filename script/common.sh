@@ -165,6 +165,9 @@ launch() {
         nproc=$cpu_procs
     fi
     [ -n "$wanted" ] || set -- "$@" --use_cuda "$use_cuda"
+    # the launcher imports Paddle, which warns that no ccache (a compiler cache) is installed;
+    # the entry points hide that warning themselves, the launcher is told to here
+    launcher_warnings="ignore:No ccache found${PYTHONWARNINGS:+,$PYTHONWARNINGS}"
     if [ "$nproc" -le 1 ] && [ -z "${ERNIE_NODE_IPS:-}" ]; then
         if [ "$use_cuda" = true ]; then
             CUDA_VISIBLE_DEVICES=$devices "$PYTHON" -u "$ERNIE_ROOT/$entry" "$@"
@@ -172,8 +175,9 @@ launch() {
             "$PYTHON" -u "$ERNIE_ROOT/$entry" "$@"
         fi
     elif [ "$use_cuda" = true ]; then
-        CUDA_VISIBLE_DEVICES=$devices "$PYTHON" -m paddle.distributed.launch --devices "$devices" \
-            ${ERNIE_NODE_IPS:+--ips "$ERNIE_NODE_IPS"} --log_dir "${ERNIE_LOG_DIR:-log}" \
+        CUDA_VISIBLE_DEVICES=$devices PYTHONWARNINGS=$launcher_warnings \
+            "$PYTHON" -m paddle.distributed.launch --devices "$devices" \
+            ${ERNIE_NODE_IPS:+--ips "$ERNIE_NODE_IPS"} --log_dir "${ERNIE_LOG_DIR:-log}" --log_level WARNING \
             "$ERNIE_ROOT/$entry" "$@"
     else
         # CPU processes: gloo, and the cards hidden (one invalid id a process, so CUDA sees none
@@ -184,9 +188,9 @@ launch() {
             hidden="$hidden,-1"
             i=$((i + 1))
         done
-        CUDA_VISIBLE_DEVICES=$hidden PADDLE_DISTRI_BACKEND=gloo \
+        CUDA_VISIBLE_DEVICES=$hidden PADDLE_DISTRI_BACKEND=gloo PYTHONWARNINGS=$launcher_warnings \
             "$PYTHON" -m paddle.distributed.launch --nproc_per_node "$nproc" \
-            ${ERNIE_NODE_IPS:+--ips "$ERNIE_NODE_IPS"} --log_dir "${ERNIE_LOG_DIR:-log}" \
+            ${ERNIE_NODE_IPS:+--ips "$ERNIE_NODE_IPS"} --log_dir "${ERNIE_LOG_DIR:-log}" --log_level WARNING \
             "$ERNIE_ROOT/$entry" "$@"
     fi
 }

@@ -36,7 +36,8 @@ if argv[:1] == ["-c"]:
 else:
     record = {"kind": "run", "argv": argv,
               "env": {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES",
-                                                     "PADDLE_DISTRI_BACKEND")}}
+                                                     "PADDLE_DISTRI_BACKEND",
+                                                     "PYTHONWARNINGS")}}
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps(record) + "\\n")
 '''

@@ -38,7 +38,8 @@ def test_eight_listed_two_present_runs_the_launcher_on_the_first_two(fake):
         "CUDA_VISIBLE_DEVICES lists 8 cards, 2 are present: using 0,1"]
     assert len(counts) == 1 and len(runs) == 1
     options, entry = launcher(runs[0]["argv"])
-    assert options == ["--devices", "0,1", "--log_dir", "log"] and entry == "run_classifier.py"
+    assert options == ["--devices", "0,1", "--log_dir", "log", "--log_level", "WARNING"]
+    assert entry == "run_classifier.py"
     assert runs[0]["env"]["CUDA_VISIBLE_DEVICES"] == "0,1"
     assert runs[0]["argv"][-2:] == ["--use_cuda", "true"]
     assert use_cuda_values(runs[0]["argv"]) == ["true"]
@@ -94,8 +95,9 @@ def test_use_cuda_false_with_cpu_processes_on_a_machine_with_cards(fake):
     proc, _, runs = fake(XNLI, "--use_cuda", "false", cards=2, ERNIE_CPU_PROCS="3")
     assert proc.returncode == 0, proc.stderr
     options, _ = launcher(runs[0]["argv"])
-    assert options == ["--nproc_per_node", "3", "--log_dir", "log"]
-    assert runs[0]["env"] == {"CUDA_VISIBLE_DEVICES": "-1,-1,-1", "PADDLE_DISTRI_BACKEND": "gloo"}
+    assert options == ["--nproc_per_node", "3", "--log_dir", "log", "--log_level", "WARNING"]
+    assert runs[0]["env"]["CUDA_VISIBLE_DEVICES"] == "-1,-1,-1"
+    assert runs[0]["env"]["PADDLE_DISTRI_BACKEND"] == "gloo"
     assert use_cuda_values(runs[0]["argv"]) == ["false"]
 
 
@@ -124,8 +126,11 @@ def test_cpu_procs_run_the_launcher_with_gloo(fake):
     proc, _, runs = fake(XNLI, cards=0, ERNIE_CPU_PROCS="2")
     assert proc.returncode == 0 and proc.stderr == ""
     options, entry = launcher(runs[0]["argv"])
-    assert options == ["--nproc_per_node", "2", "--log_dir", "log"] and entry == "run_classifier.py"
-    assert runs[0]["env"] == {"CUDA_VISIBLE_DEVICES": "-1,-1", "PADDLE_DISTRI_BACKEND": "gloo"}
+    assert options == ["--nproc_per_node", "2", "--log_dir", "log", "--log_level", "WARNING"]
+    assert entry == "run_classifier.py"
+    # the launcher's own lines: a failure's only, and no warning about a compiler cache
+    assert runs[0]["env"] == {"CUDA_VISIBLE_DEVICES": "-1,-1", "PADDLE_DISTRI_BACKEND": "gloo",
+                              "PYTHONWARNINGS": "ignore:No ccache found"}
     assert runs[0]["argv"][-2:] == ["--use_cuda", "false"]
 
 
@@ -134,10 +139,11 @@ def test_node_ips_use_the_launcher_also_for_one_card(fake):
                          CUDA_VISIBLE_DEVICES="0", ERNIE_LOG_DIR="logs")
     assert proc.returncode == 0 and proc.stderr == ""
     assert launcher(runs[0]["argv"])[0] == ["--devices", "0", "--ips", "10.0.0.1,10.0.0.2",
-                                            "--log_dir", "logs"]
+                                            "--log_dir", "logs", "--log_level", "WARNING"]
     proc, _, runs = fake(XNLI, cards=0, ERNIE_NODE_IPS="10.0.0.1,10.0.0.2")
     assert launcher(runs[0]["argv"])[0] == ["--nproc_per_node", "1", "--ips",
-                                            "10.0.0.1,10.0.0.2", "--log_dir", "log"]
+                                            "10.0.0.1,10.0.0.2", "--log_dir", "log",
+                                            "--log_level", "WARNING"]
 
 
 def test_pretrain_uses_the_cards_present(fake):
@@ -146,12 +152,13 @@ def test_pretrain_uses_the_cards_present(fake):
     assert proc.stderr.splitlines() == [
         "CUDA_VISIBLE_DEVICES lists 8 cards, 2 are present: using 0,1"]
     options, entry = launcher(runs[0]["argv"])
-    assert options == ["--devices", "0,1", "--log_dir", "log"] and entry == "train.py"
+    assert options == ["--devices", "0,1", "--log_dir", "log", "--log_level", "WARNING"]
+    assert entry == "train.py"
     assert runs[0]["argv"][-4:] == ["--num_train_steps", "10", "--use_cuda", "true"]
     proc, _, runs = fake(PRETRAIN, "--use_cuda", "false", cards=2, ERNIE_CPU_PROCS="2")
     assert proc.returncode == 0 and proc.stderr == ""
-    assert launcher(runs[0]["argv"]) == (["--nproc_per_node", "2", "--log_dir", "log"],
-                                         "train.py")
+    assert launcher(runs[0]["argv"]) == (["--nproc_per_node", "2", "--log_dir", "log",
+                                          "--log_level", "WARNING"], "train.py")
     assert runs[0]["argv"][-2:] == ["--use_cuda", "false"]
     proc, _, runs = fake(PRETRAIN, cards=0, ERNIE_CPU_PROCS="abc")
     assert proc.returncode == 2 and runs == [] and len(proc.stderr.splitlines()) == 1
