@@ -22,7 +22,7 @@ def test_parse_and_plot(tmp_path):
     log = tmp_path / "run.log"
     log.write_text(LOG)
     train, dev = parse(str(log))
-    assert train == [(10, 0.69), (20, 0.5), (30, 7.1)]
+    assert train == {"train loss": [(10, 0.69), (20, 0.5), (30, 7.1)]}
     assert dev == {"acc dev.tsv": [(10, 0.7)], "f1 dev.tsv": [(20, 0.81)],
                    "valid ppl": [(30, 1100.5)]}
     assert main(["--output", str(tmp_path / "c.png"), "%s:task" % log]) == 0
@@ -42,3 +42,20 @@ def test_a_log_without_curves_and_an_output_that_is_no_png_are_refused(tmp_path)
     with pytest.raises(UsageError, match="a directory, expected a log file"):
         main(["--output", str(tmp_path / "c.png"), str(tmp_path)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.log", "run.log"]
+
+
+def test_a_multitask_log_gives_a_curve_a_task(tmp_path):
+    log = tmp_path / "ernie2.log"
+    log.write_text(
+        "current learning_rate:0.001000\n"
+        "stage: 0, step: 10, task: knowledge_masking, loss: 7.500000, ppl: 1808.0, acc: 0.1, "
+        "task_steps: 10, speed: 1.0 steps/s\n"
+        "current learning_rate:0.000900\n"
+        "stage: 1, step: 20, task: knowledge_masking, loss: 7.000000, ppl: 1096.6, acc: 0.1, "
+        "task_steps: 6, speed: 1.0 steps/s\n"
+        "stage: 1, step: 20, task: capitalization, loss: 0.600000, acc: 0.7, task_steps: 4, "
+        "speed: 1.0 steps/s\n")
+    train, dev = parse(str(log))
+    assert train == {"loss knowledge_masking": [(10, 7.5), (20, 7.0)],
+                     "loss capitalization": [(20, 0.6)]} and dev == {}
+    assert main(["--output", str(tmp_path / "c.png"), str(log)]) == 0
