@@ -9,6 +9,7 @@ line that ends with `steps: N` (acc for classification, f1 for sequence labeling
 reading comprehension, ppl for `[validation_set]` pretraining lines).
 """
 import argparse
+import itertools
 import os
 import re
 
@@ -55,7 +56,8 @@ def plot(panels, output):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (title, (train, dev)) in zip(axes[0], panels):
-        blues = ("tab:blue", "tab:cyan", "navy", "tab:gray", "tab:olive", "tab:brown")
+        blues = itertools.cycle(("tab:blue", "tab:cyan", "navy", "tab:gray", "tab:olive",
+                                 "tab:brown"))
         for (name, points), color in zip(sorted(train.items()), blues):
             ax.plot(*zip(*points), color=color, label=name)
         if len(train) > 1:
@@ -65,7 +67,7 @@ def plot(panels, output):
         ax.set_ylabel("train loss", color="tab:blue")
         if dev:
             ax2 = ax.twinx()
-            colors = ("tab:red", "tab:green", "tab:purple", "tab:orange")
+            colors = itertools.cycle(("tab:red", "tab:green", "tab:purple", "tab:orange"))
             for (name, points), color in zip(sorted(dev.items()), colors):
                 ax2.plot(*zip(*points), "o-", color=color, label=name)
             ax2.set_ylabel("evaluation", color="tab:red")

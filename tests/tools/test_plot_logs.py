@@ -59,3 +59,17 @@ def test_a_multitask_log_gives_a_curve_a_task(tmp_path):
     assert train == {"loss knowledge_masking": [(10, 7.5), (20, 7.0)],
                      "loss capitalization": [(20, 0.6)]} and dev == {}
     assert main(["--output", str(tmp_path / "c.png"), str(log)]) == 0
+
+
+def test_every_curve_is_drawn_however_many(tmp_path, monkeypatch):
+    import matplotlib.axes
+    drawn = []
+    original = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, *a, **k: (
+        drawn.append(k.get("label")), original(self, *a, **k))[1])
+    tasks = ["task%d" % i for i in range(9)]
+    log = tmp_path / "many.log"
+    log.write_text("".join("stage: 0, step: 10, task: %s, loss: 1.0, acc: 0.5, task_steps: 1, "
+                           "speed: 1.0 steps/s\n" % t for t in tasks))
+    assert main(["--output", str(tmp_path / "c.png"), str(log)]) == 0
+    assert sorted(drawn) == ["loss " + t for t in tasks]
