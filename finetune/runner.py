@@ -19,7 +19,14 @@ import time
 
 from model.ernie import ErnieConfig, check_against_config, encoder_input_spec
 from utils.amp import amp_from_args
-from utils.args import check_files, check_learning_rate, check_positive, check_seed, print_arguments
+from utils.args import (
+    check_files,
+    check_learning_rate,
+    check_positive,
+    check_seed,
+    check_weight_decay,
+    print_arguments,
+)
 from utils.checkpoint import BestCheckpoint, init_model_params
 from utils.errors import UsageError
 from utils.fileio import check_output_dir, check_output_prefix
@@ -232,6 +239,7 @@ def check_finetune_args(args, required=(), positive=(), files=()):
     check_positive(args, "batch_size", "predict_batch_size", "epoch", "max_seq_len",
                    "skip_steps", "save_steps", "validation_steps", *positive)
     check_learning_rate(args)
+    check_weight_decay(args)
     if not 0 <= args.warmup_proportion <= 1:   # NaN fails too
         raise UsageError("--warmup_proportion is the share of the training steps spent warming "
                          "up: it must be in [0, 1], got %s" % args.warmup_proportion)

@@ -8,7 +8,13 @@ import shutil
 
 import paddle
 
-from utils.args import check_files, check_learning_rate, check_positive, check_seed
+from utils.args import (
+    check_files,
+    check_learning_rate,
+    check_positive,
+    check_seed,
+    check_weight_decay,
+)
 from utils.checkpoint import model_params
 from utils.errors import UsageError
 from utils.fileio import atomic_dir, check_output_dir
@@ -23,6 +29,7 @@ def check_pretrain_args(args):
     if args.warmup_steps < 0:
         raise UsageError("--warmup_steps must not be negative, got %d" % args.warmup_steps)
     check_learning_rate(args)
+    check_weight_decay(args)
     check_seed(args)
     if args.keep_checkpoint_max < 0:
         raise UsageError("--keep_checkpoint_max must not be negative (0 keeps every "

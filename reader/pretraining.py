@@ -36,6 +36,7 @@ import numpy as np
 
 from reader import batching
 from tokenization import load_vocab
+from utils.args import check_max_seq_len
 from utils.errors import DataError, UsageError, where
 
 # the parsed sample of 2019: [token_ids, sent_ids, pos_ids, label, seg_labels] + mask_word
@@ -314,8 +315,7 @@ class ErnieDataReader(object):
                              "asserts batch_size > 100), got %d" % batch_size)
         if batch_size <= 0:
             raise UsageError("--batch_size must be positive, got %d" % batch_size)
-        if max_seq_len < 3:
-            raise UsageError("--max_seq_len must be at least 3, got %d" % max_seq_len)
+        check_max_seq_len(max_seq_len)
         self.vocab = load_vocab(vocab_path)
         self.pad_id, self.cls_id, self.sep_id, self.mask_id = special_ids(self.vocab, vocab_path)
         # 2019 drew replacement ids below the config's vocab_size (`voc_size`); we use the

@@ -13,6 +13,7 @@ import numpy as np
 
 from reader import batching
 from tokenization import make_tokenizer
+from utils.args import check_max_seq_len
 from utils.errors import DataError, UsageError, where
 
 Record = collections.namedtuple("Record", "token_ids sent_ids pos_ids label qid")
@@ -158,8 +159,7 @@ class BaseReader(object):
                  in_tokens=False, is_inference=False, random_seed=None,
                  tokenizer="FullTokenizer", is_classify=True, is_regression=False, for_cn=True,
                  task_id=0, sp_model=None):
-        if max_seq_len < 3:
-            raise UsageError("--max_seq_len must be at least 3, got %d" % max_seq_len)
+        check_max_seq_len(max_seq_len)
         self.tokenizer = make_tokenizer(tokenizer, vocab_path, do_lower_case, sp_model)
         vocab = self.tokenizer.vocab
         for token in ("[CLS]", "[SEP]"):

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 
+from utils.args import check_max_seq_len
 from utils.errors import DataError, UsageError
 from utils.fileio import sha256
 
@@ -253,8 +254,7 @@ class ExportPlan(object):
         from reader.task_reader import load_label_map
         if task not in TASKS:
             raise UsageError("--task %r is not one of %s" % (task, ", ".join(TASKS)))
-        if max_seq_len < 3:  # [CLS] a token [SEP]: no folder loads with less
-            raise UsageError("--max_seq_len must be at least 3, got %d" % max_seq_len)
+        check_max_seq_len(max_seq_len)  # no folder loads with less
         label_map = load_label_map(label_map_config) if label_map_config else None
         if task == "tag" and not label_map:
             raise UsageError("--label_map_config is required for --task tag")

@@ -51,12 +51,14 @@ from reader.documents import split_sentences
 from reader.pretraining import format_sample, valid_mask_word_prob
 from reader.task_reader import read_tsv
 from tokenization import BasicTokenizer, FullTokenizer, _is_cjk, _is_punctuation
-from utils.args import ArgumentParser
+from utils.args import ArgumentParser, check_max_seq_len
 from utils.errors import DataError, UsageError, run_cli, where
 from utils.fileio import atomic_dir, atomic_write_text, check_output_dir, check_output_file
 
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
 UNK = "[UNK]"
+# [CLS] a [SEP] b [SEP]: the shortest pair a sample can hold
+MIN_PAIR_LEN = 5
 DISCOURSE_MARKERS = ("但是", "因此", "所以", "而且", "同时", "然而", "此外", "另外", "因为",
                      "如果", "虽然", "并且", "于是", "不过", "总之", "其次", "首先", "当然")
 CONTENT_TAGS = ("n", "nr", "ns", "nt", "nz", "vn", "j")
@@ -266,8 +268,7 @@ def build_pretraining_data(docs, tokenizer, output_dir, max_seq_len=512, valid_f
     """Write train/valid gz parts and file lists for documents of sentence units; returns
     (stats, parts), stats["valid_ids"] being the indices in `docs` of the validation
     documents."""
-    if max_seq_len < 5:
-        raise UsageError("--max_seq_len must be at least 5, got %d" % max_seq_len)
+    check_max_seq_len(max_seq_len, MIN_PAIR_LEN)
     vocab = tokenizer.vocab
     cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     rng = np.random.RandomState(seed)
@@ -427,8 +428,8 @@ def main(argv=None):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise UsageError("--%s must be positive, got %s" % (name, value))
-    if getattr(args, "max_seq_len", None) is not None and args.max_seq_len < 5:
-        raise UsageError("--max_seq_len must be at least 5, got %d" % args.max_seq_len)
+    if getattr(args, "max_seq_len", None) is not None:  # before anything is written
+        check_max_seq_len(args.max_seq_len, MIN_PAIR_LEN)
     if getattr(args, "mask_word_prob", None) is not None and \
             not valid_mask_word_prob(args.mask_word_prob):
         raise UsageError("--mask_word_prob must be a number in [0, 1] (or 1.1: always word "

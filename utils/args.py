@@ -72,14 +72,24 @@ def check_positive(args, *names):
 
 def check_learning_rate(args):
     """--learning_rate must be a positive finite number (a NaN rate would only show later,
-    as a NaN loss; a negative one climbs the loss), and --weight_decay finite and >= 0."""
+    as a NaN loss; a negative one climbs the loss)."""
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise UsageError("--learning_rate must be a positive finite number, got %s"
                          % args.learning_rate)
-    # and --weight_decay, which scales the same update, a finite number >= 0
-    decay = getattr(args, "weight_decay", 0.0)
+
+
+def check_weight_decay(args):
+    """--weight_decay must be a finite number >= 0 (NaN would show only as a NaN loss)."""
+    decay = getattr(args, "weight_decay", 0.0)  # flags without it decay nothing
     if not (math.isfinite(decay) and decay >= 0):
         raise UsageError("--weight_decay must be a finite number >= 0, got %s" % decay)
+
+
+def check_max_seq_len(max_seq_len, least=3):
+    """--max_seq_len must hold `least` tokens: [CLS] a token [SEP] for the task readers and a
+    model folder, a whole pair for pretraining data."""
+    if max_seq_len < least:
+        raise UsageError("--max_seq_len must be at least %d, got %d" % (least, max_seq_len))
 
 
 def check_seed(args):
